@@ -1,0 +1,81 @@
+//! Every error the api answers before a stream starts, mapped to HTTP in one place. Bodies are
+//! `{"error": {"type", "message"}}`; causes are logged here, never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Seconds a client is told to wait before retrying an overloaded or unavailable gateway.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// An error answered before streaming.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong API key.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// Invalid JSON or an invalid field (the message names it).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Body above the size cap.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Not JSON.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// Well-formed but impossible (e.g. `exclude` leaves no miner).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Too many requests in flight on this process.
+    #[error("the gateway is at capacity; retry shortly")]
+    Overloaded,
+    /// The job queue is down or full.
+    #[error("the job queue is unavailable; retry shortly")]
+    QueueUnavailable(String),
+    /// No worker took the job in time.
+    #[error("no worker took the request in time")]
+    NoWorker,
+    /// The miners did not answer in time (non-streamed requests).
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// No miner gave a usable answer (non-streamed requests).
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, retry) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", false),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", false),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", false)
+            }
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                false,
+            ),
+            ApiError::Unprocessable(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", false)
+            }
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", true),
+            ApiError::QueueUnavailable(cause) => {
+                tracing::warn!(cause = %cause, "job queue unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", true)
+            }
+            ApiError::NoWorker => (StatusCode::GATEWAY_TIMEOUT, "no_worker", false),
+            ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", false),
+            ApiError::NoAnswer(_) => (StatusCode::BAD_GATEWAY, "no_answer", false),
+        };
+        metrics::counter!("sn1_api_errors_total", "type" => kind).increment(1);
+        let body = json!({"error": {"type": kind, "message": self.to_string()}});
+        let mut response = (status, axum::Json(body)).into_response();
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}

@@ -1,0 +1,110 @@
+//! The api role: the stateless HTTP edge. Authenticates, validates, publishes chat jobs to the
+//! job queue and relays their events to the client. Holds no hotkey and no chain access.
+//!
+//! Entry points: [`router`] (the axum app over an [`AppState`]) and [`serve`].
+
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod events;
+pub mod relay;
+pub mod request;
+pub mod routes;
+
+use auth::Auth;
+use axum::Router;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use request::RequestLimits;
+use sn1_contracts::bus::NatsBus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of an api process.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Request bodies above this many bytes are refused (413).
+    pub max_body_bytes: usize,
+    /// Field limits.
+    pub limits: RequestLimits,
+    /// Requests relayed at once by this process; more get 503.
+    pub max_in_flight: usize,
+    /// How long to wait for a worker to take a job (then 504).
+    pub accept_timeout: Duration,
+    /// Relay timings (keep-alive, worker silence, deadline grace).
+    pub relay: relay::RelayTimings,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1 << 20,
+            limits: RequestLimits::default(),
+            max_in_flight: 1024,
+            accept_timeout: Duration::from_secs(5),
+            relay: relay::RelayTimings {
+                keep_alive: Duration::from_secs(5),
+                worker_silence: Duration::from_secs(10),
+                deadline_grace: Duration::from_secs(2),
+            },
+        }
+    }
+}
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job queue / event bus.
+    pub bus: NatsBus,
+    /// Who may call.
+    pub auth: Auth,
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+    /// Slots for requests in flight (bounded; full → 503).
+    pub inflight: Arc<Semaphore>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// State for `bus`, `auth` and `config`.
+    pub fn new(bus: NatsBus, auth: Auth, config: ApiConfig) -> Self {
+        AppState {
+            bus,
+            auth,
+            inflight: Arc::new(Semaphore::new(config.max_in_flight)),
+            config: Arc::new(config),
+            metrics: sn1_contracts::telemetry::metrics_handle(),
+        }
+    }
+}
+
+/// The whole HTTP app.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/chat", post(routes::chat::chat))
+        .route("/chat/", post(routes::chat::chat))
+        .route("/echo", post(routes::chat::echo))
+        .route("/echo/", post(routes::chat::echo))
+        .route("/livez", get(routes::ops::livez))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .merge(docs::router())
+        // Bodies are read with an explicit cap in the handlers (413 as JSON).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves the app on `listener` until `shutdown` fires, then lets open responses finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,4 @@
+//! HTTP handlers, thin: extract, call plain functions, wrap the result.
+
+pub mod chat;
+pub mod ops;

@@ -1,0 +1,348 @@
+//! What the gateway adds to time-to-first-chunk and total time, versus asking the same
+//! simulated miners directly with the same dendrite code, at 1, 16 and 64 concurrent streams
+//! (k = 1 and k = 5), plus CPU per stream of the api and worker processes.
+//!
+//! api, worker and miners (`sn1-gateway simnet`) run as separate processes over the real
+//! NATS JetStream (`NATS_URL`, default 127.0.0.1:4222). Run: `cargo bench --bench
+//! gateway_overhead` (add `-- --quick` for a short run). Under `cargo test` it runs one tiny
+//! round as a smoke test.
+
+use futures::StreamExt;
+use serde_json::json;
+use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol, MinerTarget, Prompt};
+use sn1_bittensor::keys::Hotkey;
+use sn1_bittensor::reply::ReplyLimits;
+use sn1_bittensor::synapse::SynapseShape;
+use sn1_contracts::metagraph::Metagraph;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+const MINERS: u16 = 16;
+const FIRST_BYTE_MS: u64 = 50;
+const CHUNK_GAP_MS: u64 = 5;
+
+struct Sample {
+    first: Duration,
+    total: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn summarize(samples: &[Sample]) -> [Duration; 4] {
+    let mut first: Vec<_> = samples.iter().map(|s| s.first).collect();
+    let mut total: Vec<_> = samples.iter().map(|s| s.total).collect();
+    first.sort();
+    total.sort();
+    [
+        percentile(&first, 0.5),
+        percentile(&first, 0.99),
+        percentile(&total, 0.5),
+        percentile(&total, 0.99),
+    ]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn signed_ms(a: Duration, b: Duration) -> f64 {
+    ms(a) - ms(b)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of /proc/pid/stat (utime, stime), counted after the ')' .
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn spawn(name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Child {
+    let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sn1-gateway"));
+    cmd.args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn sn1-gateway")
+}
+
+async fn wait_ok(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn direct(dendrite: &Dendrite, targets: &[MinerTarget], prompt: &Prompt) -> Sample {
+    let start = Instant::now();
+    let protocol = MinerProtocol::Synapse(SynapseShape::Classic);
+    let limits = ReplyLimits {
+        first_byte_timeout: Duration::from_secs(10),
+        total_timeout: Duration::from_secs(30),
+        max_bytes: 1 << 20,
+    };
+    // Like the gateway's first-valid strategy: the earliest first chunk wins.
+    let mut replies: futures::stream::FuturesUnordered<_> = targets
+        .iter()
+        .map(|t| {
+            let mut reply = dendrite.query(t, prompt, &protocol, limits);
+            async move {
+                let first = reply.next_chunk().await.map(|_| start.elapsed());
+                while reply.next_chunk().await.is_some() {}
+                (first, start.elapsed())
+            }
+        })
+        .collect();
+    let mut best: Option<Sample> = None;
+    while let Some((first, total)) = replies.next().await {
+        if let Some(first) = first
+            && best.as_ref().is_none_or(|b| first < b.first)
+        {
+            best = Some(Sample { first, total });
+        }
+    }
+    best.expect("no direct answer")
+}
+
+async fn through_gateway(client: &reqwest::Client, url: &str, key: &str, k: usize) -> Sample {
+    let start = Instant::now();
+    let body =
+        json!({"k": k, "timeout": 30, "roles": ["user"], "messages": ["benchmark question"]});
+    let response = client
+        .post(url)
+        .header("api_key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut first = None;
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("chunk");
+        buf.extend_from_slice(&chunk);
+        if first.is_none()
+            && buf.windows(9).any(|w| w == b"\"delta\":\"")
+            && !buf.starts_with(b"\n")
+        {
+            first = Some(start.elapsed());
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.contains("\"finish_reason\":\"finished\""),
+        "no finished event: {text}"
+    );
+    Sample {
+        first: first.expect("no chunk"),
+        total: start.elapsed(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let benching = args.iter().any(|a| a == "--bench");
+    let quick = !benching || args.iter().any(|a| a == "--quick");
+    let levels: Vec<usize> = if benching { vec![1, 16, 64] } else { vec![1] };
+    let rounds = if quick { 3 } else { 20 };
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let prefix = format!("bench{:08x}", rand::random::<u32>());
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mg_path = logs.path().join("mg.json");
+
+    let _simnet = spawn(
+        "simnet",
+        &[
+            "simnet",
+            "--miners",
+            &MINERS.to_string(),
+            "--misbehaving",
+            "0",
+            "--first-byte-ms",
+            &FIRST_BYTE_MS.to_string(),
+            "--latency-spread-ms",
+            "0",
+            "--chunk-gap-ms",
+            &CHUNK_GAP_MS.to_string(),
+            "--metagraph-out",
+            mg_path.to_str().expect("path"),
+        ],
+        &[],
+        logs.path(),
+    );
+    for _ in 0..400 {
+        if mg_path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metagraph = Metagraph::load(&mg_path).expect("simnet metagraph");
+    let ops = free_port();
+    let worker = spawn(
+        "worker",
+        &["worker", "--wallet.ephemeral"],
+        &[
+            ("NATS_URL", nats.clone()),
+            ("NATS_PREFIX", prefix.clone()),
+            ("OPS_PORT", ops.to_string()),
+            ("METAGRAPH_FILE", mg_path.display().to_string()),
+            ("WORKER_CONCURRENCY", "128".into()),
+        ],
+        logs.path(),
+    );
+    let port = free_port();
+    let key = "bench-key".to_string();
+    let api = spawn(
+        "api",
+        &["api"],
+        &[
+            ("NATS_URL", nats),
+            ("NATS_PREFIX", prefix),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", key.clone()),
+        ],
+        logs.path(),
+    );
+    wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
+    wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let url = format!("http://127.0.0.1:{port}/chat");
+    let seed: [u8; 32] = rand::random();
+    let hotkey = Hotkey::from_seed_hex(&format!("0x{}", hex::encode(seed))).expect("key");
+    let dendrite = Dendrite::new(
+        hotkey,
+        DendriteConfig {
+            external_ip: "127.0.0.1".into(),
+            connect_timeout: Duration::from_secs(3),
+        },
+    )
+    .expect("dendrite");
+    let targets: Vec<MinerTarget> = metagraph
+        .neurons
+        .iter()
+        .map(|n| MinerTarget {
+            uid: n.uid,
+            ip: n.axon_ip.clone(),
+            port: n.axon_port,
+            hotkey: n.hotkey.clone(),
+        })
+        .collect();
+    let prompt = Prompt {
+        roles: vec!["user".into()],
+        messages: vec!["benchmark question".into()],
+        timeout: Duration::from_secs(30),
+        seed: None,
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    // Warm up connections and caches on both paths.
+    for _ in 0..3 {
+        through_gateway(&client, &url, &key, 1).await;
+        direct(&dendrite, &targets[..1], &prompt).await;
+    }
+
+    println!(
+        "miners: {MINERS} simulated (first byte {FIRST_BYTE_MS} ms, chunks {CHUNK_GAP_MS} ms apart), {rounds} requests per stream"
+    );
+    println!(
+        "| k | streams | direct TTFC p50/p99 ms | gateway TTFC p50/p99 ms | added TTFC p50/p99 ms | added total p50/p99 ms | CPU ms/stream api + worker |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let api_pid = api.id().expect("api pid");
+    let worker_pid = worker.id().expect("worker pid");
+    for k in [1usize, 5] {
+        for &streams in &levels {
+            let mut direct_samples = Vec::new();
+            let mut gateway_samples = Vec::new();
+            // Direct, then through the gateway, with the same concurrency.
+            let tasks: Vec<_> = (0..streams)
+                .map(|s| {
+                    let d = dendrite.clone();
+                    let t: Vec<MinerTarget> = (0..k)
+                        .map(|i| targets[(s * k + i) % targets.len()].clone())
+                        .collect();
+                    let p = prompt.clone();
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        for _ in 0..rounds {
+                            out.push(direct(&d, &t, &p).await);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            for t in tasks {
+                direct_samples.extend(t.await.expect("direct task"));
+            }
+            let cpu_before = cpu_seconds(api_pid) + cpu_seconds(worker_pid);
+            let tasks: Vec<_> = (0..streams)
+                .map(|_| {
+                    let (c, u, key) = (client.clone(), url.clone(), key.clone());
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        for _ in 0..rounds {
+                            out.push(through_gateway(&c, &u, &key, k).await);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            for t in tasks {
+                gateway_samples.extend(t.await.expect("gateway task"));
+            }
+            let cpu = cpu_seconds(api_pid) + cpu_seconds(worker_pid) - cpu_before;
+            let d = summarize(&direct_samples);
+            let g = summarize(&gateway_samples);
+            println!(
+                "| {k} | {streams} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} |",
+                ms(d[0]),
+                ms(d[1]),
+                ms(g[0]),
+                ms(g[1]),
+                signed_ms(g[0], d[0]),
+                signed_ms(g[1], d[1]),
+                signed_ms(g[2], d[2]),
+                signed_ms(g[3], d[3]),
+                cpu * 1e3 / gateway_samples.len() as f64,
+            );
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Turning a reply script and a misbehaviour into the bytes of a reply body, and streaming
+//! them with the scripted pauses: raw chunked text for synapses (as a real axon sends it), SSE
+//! `chat.completion.chunk` events for the chat route.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{Misbehaviour, REFUSAL_TEXT, ReplyScript, WHITESPACE_TEXT, default_answer};
+use super::record::StreamGuard;
+
+/// How the body ends after its pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Cleanly (the terminating chunk).
+    End,
+    /// Never: the body stays open until the client leaves.
+    Stall,
+    /// With an error, so the server aborts the connection mid-body.
+    Reset,
+}
+
+/// The body to stream: pieces (raw text bytes, possibly not UTF-8) and pauses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Text pieces, one HTTP chunk (or one SSE event) each.
+    pub pieces: Vec<Vec<u8>>,
+    /// Pause before the first piece.
+    pub first_delay: Duration,
+    /// Pause between pieces.
+    pub gap: Duration,
+    /// How it ends.
+    pub tail: Tail,
+}
+
+/// Text of `len` bytes for [`Misbehaviour::Oversize`].
+fn filler(len: usize) -> String {
+    const WORDS: &str = "lorem ipsum dolor sit amet ";
+    WORDS.repeat(len / WORDS.len() + 1)[..len].to_owned()
+}
+
+fn split_chars(text: &str, chunk_chars: usize) -> Vec<Vec<u8>> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(chunk_chars.max(1))
+        .map(|c| c.iter().collect::<String>().into_bytes())
+        .collect()
+}
+
+/// The plan for an accepted request. `ErrorStatus` is answered before any body and is not
+/// planned here (it plans as a normal reply).
+pub fn plan(
+    script: &ReplyScript,
+    misbehaviour: Option<&Misbehaviour>,
+    uid: u16,
+    messages: &[String],
+    dendrite_hotkey: &str,
+) -> Plan {
+    let last = messages.last().map(String::as_str).unwrap_or("");
+    let normal = || {
+        script
+            .text
+            .clone()
+            .unwrap_or_else(|| default_answer(uid, last))
+    };
+    let text = match misbehaviour {
+        Some(Misbehaviour::Empty) => String::new(),
+        Some(Misbehaviour::Whitespace) => WHITESPACE_TEXT.to_owned(),
+        Some(Misbehaviour::Refusal) => REFUSAL_TEXT.to_owned(),
+        Some(Misbehaviour::Oversize(len)) => filler(*len),
+        Some(Misbehaviour::EchoPrompt) => last.to_owned(),
+        Some(Misbehaviour::ErrorJsonAsText) => sn1_bittensor::verify::error_body(&format!(
+            "Forbidden. Key is blacklisted: Unrecognized hotkey {dendrite_hotkey}."
+        )),
+        _ => normal(),
+    };
+    // Big replies go in bigger chunks so an oversize test does not take thousands of pauses.
+    let chunk_chars = match misbehaviour {
+        Some(Misbehaviour::Oversize(len)) => script.chunk_chars.max(len / 64),
+        _ => script.chunk_chars,
+    };
+    let mut pieces = split_chars(&text, chunk_chars);
+    let mut tail = Tail::End;
+    let mut first_delay = script.first_byte_delay;
+    match misbehaviour {
+        Some(Misbehaviour::SlowFirstByte(delay)) => first_delay = *delay,
+        Some(Misbehaviour::StallAfter { chunks }) => {
+            pieces.truncate(*chunks);
+            tail = Tail::Stall;
+        }
+        Some(Misbehaviour::Reset { after_chunks }) => {
+            pieces.truncate(*after_chunks);
+            tail = Tail::Reset;
+        }
+        Some(Misbehaviour::InvalidUtf8) => {
+            let at = pieces.len().min(1);
+            pieces.insert(at, b"\xff\xfe broken".to_vec());
+        }
+        _ => {}
+    }
+    Plan {
+        pieces,
+        first_delay,
+        gap: script.chunk_delay,
+        tail,
+    }
+}
+
+/// How pieces are framed on the wire.
+#[derive(Clone, Debug)]
+pub enum Framing {
+    /// Raw text, one HTTP chunk per piece (the synapse reply).
+    Raw,
+    /// One SSE chunk event per piece, then a stop chunk and `data: [DONE]` on a clean end.
+    Sse {
+        /// `id` of the completion.
+        id: String,
+        /// `created` (Unix seconds).
+        created: u64,
+        /// `model` reported.
+        model: String,
+    },
+}
+
+impl Framing {
+    fn frame(&self, piece: &[u8]) -> Bytes {
+        match self {
+            Framing::Raw => Bytes::copy_from_slice(piece),
+            Framing::Sse { id, created, model } => match std::str::from_utf8(piece) {
+                Ok(text) => sn1_bittensor::sse::chunk_event(id, *created, model, text).into(),
+                // Not UTF-8 (the InvalidUtf8 misbehaviour): spliced raw into the JSON string.
+                Err(_) => {
+                    let mut event =
+                        br#"data: {"choices":[{"index":0,"delta":{"content":""#.to_vec();
+                    event.extend_from_slice(piece);
+                    event.extend_from_slice(b"\"}}]}\n\n");
+                    event.into()
+                }
+            },
+        }
+    }
+
+    fn trailer(&self) -> Option<Bytes> {
+        match self {
+            Framing::Raw => None,
+            Framing::Sse { id, created, model } => {
+                Some(sn1_bittensor::sse::final_events(id, *created, model).into())
+            }
+        }
+    }
+}
+
+struct BodyState {
+    pieces: VecDeque<Bytes>,
+    trailer: Option<Bytes>,
+    first: bool,
+    first_delay: Duration,
+    gap: Duration,
+    tail: Tail,
+    guard: StreamGuard,
+    cancel: CancellationToken,
+    finished: bool,
+}
+
+/// Pause before a simulated reset (see [`Tail::Reset`] in [`body`]).
+const RESET_FLUSH_PAUSE: Duration = Duration::from_millis(20);
+
+/// The error a body yields to make the server abort the connection.
+fn abort(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionReset, why.to_owned())
+}
+
+/// The body stream of `plan`. It stops with an error when `cancel` fires (server shutdown),
+/// and `guard` records its end and its drop.
+pub fn body(
+    plan: Plan,
+    framing: Framing,
+    guard: StreamGuard,
+    cancel: CancellationToken,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let state = BodyState {
+        pieces: plan.pieces.iter().map(|p| framing.frame(p)).collect(),
+        trailer: if plan.tail == Tail::End {
+            framing.trailer()
+        } else {
+            None
+        },
+        first: true,
+        first_delay: plan.first_delay,
+        gap: plan.gap,
+        tail: plan.tail,
+        guard,
+        cancel,
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        if let Some(piece) = st.pieces.pop_front() {
+            let pause = if st.first { st.first_delay } else { st.gap };
+            st.first = false;
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = st.cancel.cancelled() => {
+                        st.finished = true;
+                        return Some((Err(abort("simulated miner shutting down")), st));
+                    }
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+            st.guard.chunk_sent();
+            return Some((Ok(piece), st));
+        }
+        match st.tail {
+            Tail::End => {
+                if let Some(trailer) = st.trailer.take() {
+                    return Some((Ok(trailer), st));
+                }
+                st.guard.ended();
+                None
+            }
+            Tail::Stall => {
+                st.cancel.cancelled().await;
+                st.finished = true;
+                Some((Err(abort("simulated miner shutting down")), st))
+            }
+            Tail::Reset => {
+                // hyper drops what it has not written yet when the body fails; pausing first
+                // lets it flush the chunks already handed over, so the client gets them.
+                tokio::select! {
+                    _ = st.cancel.cancelled() => {}
+                    _ = tokio::time::sleep(st.gap.max(RESET_FLUSH_PAUSE)) => {}
+                }
+                st.finished = true;
+                Some((Err(abort("simulated reset")), st))
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::miner::config::ReplyScript;
+
+    fn script(text: &str) -> ReplyScript {
+        ReplyScript {
+            text: Some(text.into()),
+            chunk_chars: 4,
+            ..ReplyScript::default()
+        }
+    }
+
+    #[test]
+    fn normal_plan_splits_on_characters() {
+        let p = plan(&script("héllo wörld"), None, 1, &[], "5X");
+        let pieces: Vec<String> = p
+            .pieces
+            .iter()
+            .map(|b| String::from_utf8(b.clone()).unwrap())
+            .collect();
+        assert_eq!(pieces, vec!["héll", "o wö", "rld"]);
+        assert_eq!(p.tail, Tail::End);
+    }
+
+    #[test]
+    fn misbehaviours_shape_the_plan() {
+        let s = script("abcdefghijkl");
+        let m = |m: Misbehaviour| plan(&s, Some(&m), 1, &["q?".into()], "5X");
+        assert!(m(Misbehaviour::Empty).pieces.is_empty());
+        let stall = m(Misbehaviour::StallAfter { chunks: 2 });
+        assert_eq!((stall.pieces.len(), stall.tail), (2, Tail::Stall));
+        let reset = m(Misbehaviour::Reset { after_chunks: 1 });
+        assert_eq!((reset.pieces.len(), reset.tail), (1, Tail::Reset));
+        assert_eq!(m(Misbehaviour::EchoPrompt).pieces.concat(), b"q?");
+        assert_eq!(m(Misbehaviour::Oversize(1000)).pieces.concat().len(), 1000);
+        let bad = m(Misbehaviour::InvalidUtf8).pieces.concat();
+        assert!(std::str::from_utf8(&bad).is_err());
+        assert_eq!(
+            String::from_utf8(m(Misbehaviour::ErrorJsonAsText).pieces.concat()).unwrap(),
+            r#"{"message":"Forbidden. Key is blacklisted: Unrecognized hotkey 5X."}"#
+        );
+        let slow = m(Misbehaviour::SlowFirstByte(Duration::from_secs(3)));
+        assert_eq!(slow.first_delay, Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,121 @@
+//! `sn1-gateway api`: the HTTP edge.
+
+use super::common::{self, LogArgs, NatsArgs, parse_duration};
+use secrecy::SecretString;
+use sn1_api::auth::Auth;
+use sn1_api::{ApiConfig, AppState};
+use sn1_contracts::bus::{NatsBus, QueueConfig};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Configuration of the api role.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// Port to listen on (the seed's variable).
+    #[arg(long, env = "PORT", default_value_t = 10000)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: std::net::IpAddr,
+    /// The API key clients must send (header `api_key`, `api-key` or `Authorization: Bearer`).
+    #[arg(
+        long = "expected-access-key",
+        env = "EXPECTED_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub expected_access_key: Option<String>,
+    /// Run without authentication (refused unless given explicitly).
+    #[arg(long = "insecure-no-auth", env = "INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Requests relayed at once by this process; more get 503 with Retry-After.
+    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Request bodies above this many bytes get 413.
+    #[arg(long = "max-body-bytes", env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest `k` a request may ask for.
+    #[arg(long = "max-k", env = "MAX_K", default_value_t = 256)]
+    pub max_k: u16,
+    /// Largest `timeout` (seconds) a request may ask for.
+    #[arg(long = "max-timeout", env = "MAX_TIMEOUT", default_value_t = 120.0)]
+    pub max_timeout: f64,
+    /// How long to wait for a worker to take a job before answering 504.
+    #[arg(long = "accept-timeout", env = "ACCEPT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub accept_timeout: Duration,
+    /// Jobs the queue holds at most (publishing beyond answers 503).
+    #[arg(
+        long = "queue-max-jobs",
+        env = "QUEUE_MAX_JOBS",
+        default_value_t = 10_000
+    )]
+    pub queue_max_jobs: i64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ApiArgs {
+    fn problems(&self) -> Vec<String> {
+        let mut out = self.nats.problems();
+        match (&self.expected_access_key, self.insecure_no_auth) {
+            (None, false) => out.push(
+                "EXPECTED_ACCESS_KEY is not set: set it, or pass --insecure-no-auth to run an open API"
+                    .into(),
+            ),
+            (Some(k), _) if k.trim().is_empty() => {
+                out.push("EXPECTED_ACCESS_KEY is empty".into())
+            }
+            _ => {}
+        }
+        if self.max_in_flight == 0 {
+            out.push("MAX_IN_FLIGHT must be at least 1".into());
+        }
+        if self.max_k == 0 {
+            out.push("MAX_K must be at least 1".into());
+        }
+        if !(self.max_timeout.is_finite() && self.max_timeout > 0.0) {
+            out.push("MAX_TIMEOUT must be a positive number of seconds".into());
+        }
+        if self.queue_max_jobs <= 0 {
+            out.push("QUEUE_MAX_JOBS must be at least 1".into());
+        }
+        out
+    }
+}
+
+/// Runs the api until SIGTERM / Ctrl-C.
+pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
+    common::check(args.problems())?;
+    let telemetry = sn1_contracts::telemetry::init("sn1-api", args.log.log_format);
+    let auth = match &args.expected_access_key {
+        Some(key) => Auth::with_key(SecretString::from(key.trim().to_string())),
+        None => {
+            tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
+            Auth::Open
+        }
+    };
+    let queue = QueueConfig {
+        max_jobs: args.queue_max_jobs,
+        ..QueueConfig::default()
+    };
+    let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
+    if let Err(e) = bus.ensure_jobs_stream().await {
+        tracing::warn!(error = %e, "jobs stream not ready yet; requests get 503 until it is");
+    }
+    let mut config = ApiConfig {
+        max_body_bytes: args.max_body_bytes,
+        max_in_flight: args.max_in_flight,
+        accept_timeout: args.accept_timeout,
+        ..ApiConfig::default()
+    };
+    config.limits.max_k = args.max_k;
+    config.limits.max_timeout_secs = args.max_timeout;
+    let state = AppState::new(bus, auth, config);
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
+    sn1_api::serve(listener, state, common::shutdown_token()).await?;
+    telemetry.shutdown();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,143 @@
+//! Configuration shared by several subcommands (NATS, logging) and helpers to run a role until
+//! a shutdown signal.
+
+use anyhow::bail;
+use sn1_contracts::subjects::Subjects;
+use sn1_contracts::telemetry::LogFormat;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where the job queue lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NatsArgs {
+    /// NATS server URL (JetStream enabled).
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// Prefix of every stream and subject, so deployments can share a NATS server.
+    #[arg(long = "nats-prefix", env = "NATS_PREFIX", default_value = "sn1")]
+    pub nats_prefix: String,
+}
+
+impl NatsArgs {
+    /// Problems with these settings, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = Subjects::validate_prefix(&self.nats_prefix) {
+            out.push(format!("NATS_PREFIX ({:?}) {e}", self.nats_prefix));
+        }
+        if !(self.nats_url.starts_with("nats://")
+            || self.nats_url.starts_with("tls://")
+            || self.nats_url.starts_with("ws://")
+            || self.nats_url.starts_with("wss://")
+            || !self.nats_url.contains("://"))
+        {
+            out.push(format!(
+                "NATS_URL ({:?}) must be nats://host:port (or tls://, ws://, wss://)",
+                self.nats_url
+            ));
+        }
+        out
+    }
+
+    /// The subjects for the configured prefix.
+    pub fn subjects(&self) -> Subjects {
+        Subjects::new(self.nats_prefix.clone())
+    }
+}
+
+/// Logging.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// `text` or `json` log lines (filter with RUST_LOG).
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Fails with one message naming every problem.
+pub fn check(problems: Vec<String>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+}
+
+/// Parses `500ms`, `5s`, `2m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("{text:?} is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown signal received");
+        t.cancel();
+    });
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

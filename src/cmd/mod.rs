@@ -1,0 +1,8 @@
+//! One module per subcommand: its typed configuration (flags and env, checked together) and
+//! the code that builds the role and runs it until SIGTERM / Ctrl-C.
+
+pub mod api;
+pub mod common;
+pub mod pending;
+pub mod simnet;
+pub mod worker;

@@ -1,0 +1,206 @@
+//! `sn1-gateway worker`: pulls jobs, fans out to miners, streams answers back.
+
+use super::common::{self, LogArgs, NatsArgs, parse_duration};
+use crate::wallet_args::WalletArgs;
+use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol};
+use sn1_bittensor::synapse::SynapseShape;
+use sn1_contracts::bus::{NatsBus, QueueConfig};
+use sn1_worker::directory::Directory;
+use sn1_worker::job::JobRunner;
+use sn1_worker::selection::SelectionPolicy;
+use sn1_worker::{Worker, WorkerConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The miner protocol a deployment speaks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolArg {
+    /// StreamPromptingSynapse, classic shape (roles, messages).
+    Classic,
+    /// StreamPromptingSynapse, prompting v2.8–v2.12 shape (with task_name).
+    #[value(name = "v2.12")]
+    V212,
+    /// Epistula-signed OpenAI chat completions (SN1 since late 2024).
+    Epistula,
+    /// Plain OpenAI-compatible chat completions.
+    Openai,
+}
+
+impl ProtocolArg {
+    /// The protocol, with `task_name` for the v2.12 shape.
+    pub fn protocol(self, task_name: &str) -> MinerProtocol {
+        match self {
+            ProtocolArg::Classic => MinerProtocol::Synapse(SynapseShape::Classic),
+            ProtocolArg::V212 => MinerProtocol::Synapse(SynapseShape::V212 {
+                task_name: task_name.to_string(),
+                target_model: None,
+                seed: None,
+            }),
+            ProtocolArg::Epistula => MinerProtocol::Epistula,
+            ProtocolArg::Openai => MinerProtocol::OpenAi,
+        }
+    }
+}
+
+/// Configuration of the worker role.
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+    /// Subnet id.
+    #[arg(long, env = "NETUID", default_value_t = 1)]
+    pub netuid: u16,
+    /// Static metagraph file (JSON) to pick miners from.
+    #[arg(long = "metagraph-file", env = "METAGRAPH_FILE")]
+    pub metagraph_file: Option<PathBuf>,
+    /// Postgres URL for the audit log (not used yet: the audit writer comes with issue #5).
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Jobs handled at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
+    pub concurrency: usize,
+    /// How to talk to miners.
+    #[arg(
+        long = "miner-protocol",
+        env = "MINER_PROTOCOL",
+        value_enum,
+        default_value = "classic"
+    )]
+    pub miner_protocol: ProtocolArg,
+    /// `task_name` sent with the v2.12 synapse shape.
+    #[arg(
+        long = "task-name",
+        env = "TASK_NAME",
+        default_value = "QuestionAnsweringTask"
+    )]
+    pub task_name: String,
+    /// A miner silent this long is given up on.
+    #[arg(long = "first-byte-timeout", env = "FIRST_BYTE_TIMEOUT", default_value = "8s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+    /// Bytes kept per miner reply.
+    #[arg(long = "max-reply-bytes", env = "MAX_REPLY_BYTES", default_value_t = 256 * 1024)]
+    pub max_reply_bytes: usize,
+    /// Stake (τ) from which a neuron with a validator permit counts as a validator.
+    #[arg(
+        long = "validator-stake-threshold",
+        env = "VALIDATOR_STAKE_THRESHOLD",
+        default_value_t = 4096.0
+    )]
+    pub validator_stake_threshold: f64,
+    /// Ask at most one miner per coldkey.
+    #[arg(long = "one-per-coldkey", env = "ONE_PER_COLDKEY")]
+    pub one_per_coldkey: bool,
+    /// Ask at most one miner per IP.
+    #[arg(long = "one-per-ip", env = "ONE_PER_IP")]
+    pub one_per_ip: bool,
+    /// This worker's public IP as sent in the synapse headers (never looked up online).
+    #[arg(long = "external-ip", env = "EXTERNAL_IP", default_value = "127.0.0.1")]
+    pub external_ip: String,
+    /// Port of the worker's /livez, /readyz and /metrics (0 = off).
+    #[arg(long = "ops-port", env = "OPS_PORT", default_value_t = 9100)]
+    pub ops_port: u16,
+    /// On shutdown, in-flight jobs get this long to finish.
+    #[arg(long = "drain-timeout", env = "DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl WorkerArgs {
+    fn problems(&self) -> Vec<String> {
+        let mut out = self.nats.problems();
+        match &self.metagraph_file {
+            None => out.push(
+                "METAGRAPH_FILE / --metagraph-file is required until the metagraph syncer lands (issue #4)"
+                    .into(),
+            ),
+            Some(p) if !p.is_file() => out.push(format!(
+                "METAGRAPH_FILE ({}) does not exist or is not a file",
+                p.display()
+            )),
+            Some(_) => {}
+        }
+        if self.concurrency == 0 {
+            out.push("WORKER_CONCURRENCY must be at least 1".into());
+        }
+        if self.max_reply_bytes == 0 {
+            out.push("MAX_REPLY_BYTES must be at least 1".into());
+        }
+        if self.first_byte_timeout.is_zero() {
+            out.push("FIRST_BYTE_TIMEOUT must be positive".into());
+        }
+        out
+    }
+}
+
+/// Runs the worker until SIGTERM / Ctrl-C.
+pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    common::check(args.problems())?;
+    let hotkey = args.wallet.load()?;
+    let telemetry = sn1_contracts::telemetry::init("sn1-worker", args.log.log_format);
+    if args.database_url.is_none() {
+        tracing::warn!("DATABASE_URL not set: audit log off");
+    }
+    let path = args.metagraph_file.clone().unwrap_or_default();
+    let directory = Directory::from_file(&path)?;
+    tracing::info!(
+        hotkey = %hotkey.ss58(),
+        neurons = directory.snapshot().neurons.len(),
+        netuid = args.netuid,
+        "worker starting"
+    );
+    let dendrite = Dendrite::new(
+        hotkey,
+        DendriteConfig {
+            external_ip: args.external_ip.clone(),
+            connect_timeout: Duration::from_secs(3),
+        },
+    )?;
+    let queue = QueueConfig::default();
+    let progress_interval = queue.ack_wait / 3;
+    let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
+    let config = WorkerConfig {
+        instance_id: format!("worker-{}", &uuid_like()),
+        concurrency: args.concurrency,
+        prefetch: 1,
+        protocol: args.miner_protocol.protocol(&args.task_name),
+        first_byte_timeout: args.first_byte_timeout,
+        max_reply_bytes: args.max_reply_bytes,
+        selection: SelectionPolicy {
+            validator_stake_threshold: args.validator_stake_threshold,
+            one_per_coldkey: args.one_per_coldkey,
+            one_per_ip: args.one_per_ip,
+        },
+        heartbeat_interval: Duration::from_secs(1),
+        progress_interval,
+        drain_timeout: args.drain_timeout,
+    };
+    let shutdown = common::shutdown_token();
+    if args.ops_port != 0 {
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.ops_port))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on OPS_PORT {}: {e}", args.ops_port))?;
+        let (bus, dir, stop) = (bus.clone(), directory.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sn1_worker::ops::serve(listener, bus, dir, stop).await {
+                tracing::warn!(error = %e, "ops server stopped");
+            }
+        });
+    }
+    let runner = JobRunner {
+        dendrite,
+        directory,
+        config,
+    };
+    Worker::new(bus, runner).run(shutdown).await?;
+    telemetry.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn uuid_like() -> String {
+    let n: u64 = rand::random();
+    format!("{n:016x}")
+}

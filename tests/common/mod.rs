@@ -1,0 +1,366 @@
+//! Test harness: starts the real `sn1-gateway` binary's roles as processes, the way the README
+//! says, against the real NATS JetStream on 127.0.0.1:4222, each test under its own
+//! `NATS_PREFIX` so tests never see each other's jobs.
+
+#![allow(dead_code)]
+
+use futures::StreamExt;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sn1-gateway")
+}
+
+/// The public TEST wallets copied into the repo.
+pub fn wallets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bittensor/tests/data/wallets")
+}
+
+/// The NATS server the tests use.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A fresh prefix for streams and subjects.
+pub fn unique_prefix(tag: &str) -> String {
+    format!("t{}{:08x}", tag, rand::random::<u32>())
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Where process logs go (kept for debugging a failed test).
+pub fn log_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("process-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `sn1-gateway <args>` with `env`, logging to a file named after `name`.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
+        let log = log_dir().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env_remove("EXPECTED_ACCESS_KEY")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn sn1-gateway");
+        Proc { child, log }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Waits until `url` answers 200.
+pub async fn wait_ok(url: &str, within: Duration) {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{url} not ready within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// api and worker processes on one prefix.
+pub struct Stack {
+    pub prefix: String,
+    pub api_ports: Vec<u16>,
+    pub worker_ops_ports: Vec<u16>,
+    pub procs: Vec<Proc>,
+    pub key: String,
+}
+
+impl Stack {
+    /// Starts `apis` api processes and `workers` workers over the metagraph file `metagraph`.
+    pub async fn start(
+        tag: &str,
+        metagraph: &Path,
+        apis: usize,
+        workers: usize,
+        worker_env: &[(&str, String)],
+    ) -> Stack {
+        let prefix = unique_prefix(tag);
+        let key = format!("key-{prefix}");
+        let mut procs = Vec::new();
+        let mut worker_ops_ports = Vec::new();
+        for i in 0..workers {
+            let ops = free_port();
+            let mut env = vec![
+                ("NATS_URL", nats_url()),
+                ("NATS_PREFIX", prefix.clone()),
+                ("OPS_PORT", ops.to_string()),
+                ("METAGRAPH_FILE", metagraph.display().to_string()),
+                ("BT_WALLET_PATH", wallets().display().to_string()),
+                ("BT_WALLET_NAME", "sn1-validator".into()),
+                ("BT_WALLET_HOTKEY", "default".into()),
+            ];
+            env.extend(worker_env.iter().cloned());
+            procs.push(Proc::start(
+                &format!("{prefix}-worker{i}"),
+                &["worker"],
+                &env,
+            ));
+            worker_ops_ports.push(ops);
+        }
+        let mut api_ports = Vec::new();
+        for i in 0..apis {
+            let port = free_port();
+            let env = vec![
+                ("NATS_URL", nats_url()),
+                ("NATS_PREFIX", prefix.clone()),
+                ("PORT", port.to_string()),
+                ("HOST", "127.0.0.1".into()),
+                ("EXPECTED_ACCESS_KEY", key.clone()),
+            ];
+            procs.push(Proc::start(&format!("{prefix}-api{i}"), &["api"], &env));
+            api_ports.push(port);
+        }
+        for port in &worker_ops_ports {
+            wait_ok(
+                &format!("http://127.0.0.1:{port}/readyz"),
+                Duration::from_secs(30),
+            )
+            .await;
+        }
+        for port in &api_ports {
+            wait_ok(
+                &format!("http://127.0.0.1:{port}/readyz"),
+                Duration::from_secs(30),
+            )
+            .await;
+        }
+        Stack {
+            prefix,
+            api_ports,
+            worker_ops_ports,
+            procs,
+            key,
+        }
+    }
+
+    /// URL of api process `i`.
+    pub fn api(&self, i: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api_ports[i])
+    }
+
+    /// The processes' logs, for assertion messages.
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| format!("==== {}\n{}", p.log.display(), p.log_text()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A streamed answer as the client saw it.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: u16,
+    pub content_type: String,
+    pub events: Vec<Value>,
+    pub keep_alives: usize,
+    pub elapsed: Duration,
+    pub first_event_at: Option<Duration>,
+}
+
+/// POSTs `body` to `url` with `key` and reads the NDJSON stream to its end.
+pub async fn post_ndjson(url: &str, key: &str, body: &Value) -> Streamed {
+    let start = Instant::now();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("api_key", key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut stream = response.bytes_stream();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    let mut keep_alives = 0;
+    let mut first_event_at = None;
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk.expect("body chunk"));
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let line = std::str::from_utf8(&line[..line.len() - 1]).expect("utf-8 line");
+            if line.trim().is_empty() {
+                keep_alives += 1;
+                continue;
+            }
+            first_event_at.get_or_insert_with(|| start.elapsed());
+            events.push(
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")),
+            );
+        }
+    }
+    if !buf.is_empty() {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if status == 200 {
+            panic!("stream ended with a partial line: {text:?}");
+        }
+        if let Ok(v) = serde_json::from_str(&text) {
+            events.push(v);
+        }
+    }
+    Streamed {
+        status,
+        content_type,
+        events,
+        keep_alives,
+        elapsed: start.elapsed(),
+        first_event_at,
+    }
+}
+
+/// The seed README's request body (`k: 5`).
+pub fn seed_request() -> Value {
+    serde_json::json!({
+        "k": 5,
+        "timeout": 15,
+        "roles": ["user"],
+        "messages": ["Tell me a happy story about a rabbit and a turtle that meet on a budget cruise around Northern Ireland"]
+    })
+}
+
+/// Checks every event against API.md and returns the concatenated text and selected uid.
+pub fn check_stream_events(events: &[Value]) -> (String, i64) {
+    assert!(!events.is_empty(), "no events");
+    let mut text = String::new();
+    let mut uid = None;
+    for (i, e) in events.iter().enumerate() {
+        let obj = e.as_object().expect("event is an object");
+        assert_eq!(
+            obj["sequence_number"].as_u64(),
+            Some(i as u64 + 1),
+            "sequence in {e}"
+        );
+        let ts = obj["timestamp"].as_str().expect("timestamp");
+        chrono_like_rfc3339(ts);
+        let last = i + 1 == events.len();
+        if obj.contains_key("error") {
+            panic!("unexpected StreamError {e}");
+        }
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                "accumulated_chunks",
+                "accumulated_chunks_timings",
+                "delta",
+                "finish_reason",
+                "selected_uid",
+                "sequence_number",
+                "timestamp"
+            ],
+            "StreamChunk fields"
+        );
+        let delta = obj["delta"].as_str().expect("delta");
+        let this_uid = obj["selected_uid"].as_i64().expect("selected_uid");
+        assert_eq!(
+            *uid.get_or_insert(this_uid),
+            this_uid,
+            "selected_uid changes"
+        );
+        if last {
+            assert_eq!(obj["finish_reason"], "finished", "last event {e}");
+            assert_eq!(delta, "", "last delta is empty");
+        } else {
+            assert!(
+                obj["finish_reason"].is_null(),
+                "finish_reason mid-stream {e}"
+            );
+            assert!(!delta.is_empty(), "empty delta mid-stream");
+            text.push_str(delta);
+        }
+        let acc: Vec<&str> = obj["accumulated_chunks"]
+            .as_array()
+            .expect("accumulated_chunks")
+            .iter()
+            .map(|v| v.as_str().expect("chunk string"))
+            .collect();
+        assert_eq!(acc.concat(), text, "accumulated_chunks == deltas so far");
+        let timings = obj["accumulated_chunks_timings"]
+            .as_array()
+            .expect("timings");
+        assert_eq!(timings.len(), acc.len());
+        let ts: Vec<f64> = timings
+            .iter()
+            .map(|t| t.as_f64().expect("float timing"))
+            .collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "timings increase");
+    }
+    (text, uid.unwrap_or(-1))
+}
+
+fn chrono_like_rfc3339(ts: &str) {
+    // e.g. 2026-11-25T13:30:54.123456Z
+    let b = ts.as_bytes();
+    assert!(
+        ts.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && ts.ends_with('Z'),
+        "timestamp {ts:?} is not RFC 3339 UTC"
+    );
+}
+
+/// Writes a metagraph file for `fleet` into a temp dir.
+pub fn write_metagraph(fleet: &sn1_simnet::fleet::Fleet, dir: &Path) -> PathBuf {
+    let path = dir.join("metagraph.json");
+    fleet
+        .metagraph()
+        .save_atomically(&path)
+        .expect("metagraph file");
+    path
+}

@@ -1,0 +1,434 @@
+//! The distributed path end to end: real `sn1-gateway api` and `worker` processes over the real
+//! NATS JetStream on this machine, simulated miners speaking the real axon protocol.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sn1_simnet::fleet::Fleet;
+use sn1_simnet::miner::{Misbehaviour, SimMinerConfig, sim_hotkey};
+use std::time::{Duration, Instant};
+
+fn miner(uid: u16) -> SimMinerConfig {
+    let mut c = SimMinerConfig::new(uid, sim_hotkey(uid).unwrap());
+    c.reply.chunk_delay = Duration::from_millis(10);
+    c
+}
+
+async fn fleet_of(n: u16, tweak: impl Fn(&mut SimMinerConfig)) -> Fleet {
+    let configs = (0..n)
+        .map(|uid| {
+            let mut c = miner(uid);
+            tweak(&mut c);
+            c
+        })
+        .collect();
+    Fleet::start_with(configs).await.unwrap()
+}
+
+fn total_calls(fleet: &Fleet) -> usize {
+    fleet.miners().iter().map(|m| m.calls().len()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_curl_streams_a_full_answer_through_simnet_worker_and_api() {
+    // Every role as its own process, as the README says (simnet included).
+    let dir = tempfile::tempdir().unwrap();
+    let mg = dir.path().join("mg.json");
+    let simnet = Proc::start(
+        "simnet-seed",
+        &[
+            "simnet",
+            "--miners",
+            "8",
+            "--misbehaving",
+            "0",
+            "--metagraph-out",
+            mg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let start = Instant::now();
+    while !mg.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "simnet wrote no metagraph: {}",
+            simnet.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stack = Stack::start("seed", &mg, 1, 1, &[]).await;
+    let out = post_ndjson(&stack.api(0, "/chat/"), &stack.key, &seed_request()).await;
+    assert_eq!(out.status, 200, "{}", stack.logs());
+    assert_eq!(out.content_type, "application/x-ndjson");
+    let (text, uid) = check_stream_events(&out.events);
+    assert!((0..8).contains(&uid), "selected uid {uid}");
+    assert!(
+        text.starts_with(&format!(
+            "Miner {uid} answers: you asked \"Tell me a happy story"
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("streamed in chunks."), "{text}");
+    assert!(out.events.len() > 3, "answer came in several chunks");
+
+    // /echo goes through the queue and a worker too.
+    let out = post_ndjson(
+        &stack.api(0, "/echo"),
+        &stack.key,
+        &json!({"roles": ["user"], "messages": ["one two three"]}),
+    )
+    .await;
+    assert_eq!(out.status, 200);
+    let (text, uid) = check_stream_events(&out.events);
+    assert_eq!((text.as_str(), uid), ("one two three", -1));
+    assert_eq!(out.events.len(), 4);
+    drop(simnet);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_and_exclude_are_respected() {
+    let fleet = fleet_of(6, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start("kex", &mg, 1, 1, &[]).await;
+    let excluded_hotkey = fleet.miner(4).unwrap().hotkey_ss58().to_string();
+    for _ in 0..3 {
+        let body = json!({"k": 2, "prefer": "longest", "exclude": [1, excluded_hotkey], "roles": ["user"], "messages": ["hi"]});
+        let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+        assert_eq!(out.status, 200, "{}", stack.logs());
+        let (_, uid) = check_stream_events(&out.events);
+        assert!(![1, 4].contains(&uid));
+    }
+    // prefer waits for all k: exactly 2 miners per request were asked, never 1 or 4.
+    assert_eq!(total_calls(&fleet), 6);
+    assert!(fleet.miner(1).unwrap().calls().is_empty());
+    assert!(fleet.miner(4).unwrap().calls().is_empty());
+    // The worker signs with the validator test hotkey; the miners checked it.
+    for m in fleet.miners() {
+        for call in m.calls() {
+            assert!(call.accepted, "{call:?}");
+            assert_eq!(
+                call.dendrite_hotkey.as_deref(),
+                Some("5F3pTX3CVAfy3Wzq9pb4vE7d3gtYLnGNQgQEqddSDqGhEEo5")
+            );
+        }
+    }
+    // Excluding everyone: 422 before streaming.
+    let body =
+        json!({"k": 3, "exclude": [0, 1, 2, 3, 4, 5], "roles": ["user"], "messages": ["hi"]});
+    let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+    assert_eq!(out.status, 422);
+    assert_eq!(out.events[0]["error"]["type"], "unprocessable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_and_validation_errors() {
+    let fleet = fleet_of(1, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start("auth", &mg, 1, 1, &[]).await;
+    let client = reqwest::Client::new();
+    let url = stack.api(0, "/chat");
+    // Missing and wrong key: 401 before the body is even looked at.
+    let r = client.post(&url).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .post(&url)
+        .header("api_key", "wrong")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "unauthorized");
+    // Bearer works too.
+    let r = client
+        .post(stack.api(0, "/echo"))
+        .header("authorization", format!("Bearer {}", stack.key))
+        .json(&json!({"roles": ["user"], "messages": ["x"], "stream": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["completion"], "x");
+    assert_eq!(body["uid"], -1);
+    // Malformed bodies: 400 naming the field.
+    for (body, field) in [
+        ("{", "JSON"),
+        (r#"{"roles":["user"]}"#, "`messages`"),
+        (r#"{"roles":["user","user"],"messages":["a"]}"#, "`roles`"),
+        (r#"{"k":0,"roles":["user"],"messages":["a"]}"#, "`k`"),
+        (
+            r#"{"timeout":-1,"roles":["user"],"messages":["a"]}"#,
+            "`timeout`",
+        ),
+        (
+            r#"{"exclude":"all","roles":["user"],"messages":["a"]}"#,
+            "`exclude`",
+        ),
+    ] {
+        let r = client
+            .post(&url)
+            .header("api_key", &stack.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    // Wrong content type: 415; oversized body: 413.
+    let r = client
+        .post(&url)
+        .header("api_key", &stack.key)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // Ops endpoints.
+    let r = client
+        .get(stack.api(0, "/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(doc["paths"]["/chat"]["post"].is_object());
+    let r = client.get(stack.api(0, "/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("swagger"));
+    let metrics = client
+        .get(stack.api(0, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("sn1_api_errors_total"), "{metrics}");
+    // Oversized body: 413 (the server then closes the connection without reading the rest).
+    let big = format!(
+        r#"{{"roles":["user"],"messages":["{}"]}}"#,
+        "a".repeat(2 << 20)
+    );
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("api_key", &stack.key)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_errors() {
+    let fleet = fleet_of(2, |c| {
+        if c.uid == 0 {
+            c.misbehaviour = Some(Misbehaviour::StallAfter { chunks: 0 });
+        } else {
+            c.reply.first_byte_delay = Duration::from_millis(100);
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start("stall", &mg, 1, 1, &[]).await;
+    let body = json!({"k": 2, "timeout": 10, "roles": ["user"], "messages": ["hello"]});
+    let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+    assert_eq!(out.status, 200);
+    let (_, uid) = check_stream_events(&out.events);
+    assert_eq!(uid, 1);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "took {:?}: the stalled miner held the answer",
+        out.elapsed
+    );
+
+    // Only the stalling miner: the timeout ends the stream with a StreamError.
+    fleet
+        .miner(1)
+        .unwrap()
+        .set_misbehaviour(Some(Misbehaviour::StallAfter { chunks: 0 }));
+    let body = json!({"k": 2, "timeout": 1.5, "roles": ["user"], "messages": ["hello"]});
+    let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+    assert_eq!(out.status, 200);
+    let last = out.events.last().unwrap();
+    assert_eq!(last["finish_reason"], "error", "{:?}", out.events);
+    assert!(last["error"].as_str().unwrap().contains("within"), "{last}");
+    assert_eq!(out.events.len(), 1);
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_closes_the_miner_connections() {
+    let fleet = fleet_of(3, |c| {
+        c.reply.text = Some("word ".repeat(400));
+        c.reply.chunk_chars = 5;
+        c.reply.chunk_delay = Duration::from_millis(50);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start("disc", &mg, 1, 1, &[]).await;
+    let body = json!({"k": 3, "prefer": "longest", "timeout": 60, "roles": ["user"], "messages": ["tell me"]});
+    let response = reqwest::Client::new()
+        .post(stack.api(0, "/chat"))
+        .header("api_key", &stack.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Wait until all three miners are streaming, then go away.
+    let start = Instant::now();
+    while fleet
+        .miners()
+        .iter()
+        .map(|m| m.open_streams())
+        .sum::<usize>()
+        < 3
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "miners never streamed: {}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped_at = Instant::now();
+    drop(response);
+    loop {
+        let open: usize = fleet.miners().iter().map(|m| m.open_streams()).sum();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            dropped_at.elapsed() < Duration::from_secs(5),
+            "{open} miner streams still open 5 s after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let closed_after = dropped_at.elapsed();
+    eprintln!("miner connections closed {closed_after:?} after the client disconnected");
+    for m in fleet.miners() {
+        for call in m.calls() {
+            assert!(call.dropped_early(), "{call:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apis_and_two_workers_share_load_and_answer_each_job_once() {
+    let fleet = fleet_of(4, |c| c.reply.first_byte_delay = Duration::from_millis(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start(
+        "share",
+        &mg,
+        2,
+        2,
+        &[("WORKER_CONCURRENCY", "4".to_string())],
+    )
+    .await;
+    let requests = 24;
+    let mut tasks = Vec::new();
+    for i in 0..requests {
+        let url = stack.api(i % 2, "/chat");
+        let key = stack.key.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"k": 1, "roles": ["user"], "messages": [format!("question {i}")]});
+            post_ndjson(&url, &key, &body).await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let out = t.await.unwrap();
+        assert_eq!(out.status, 200, "request {i}: {}", stack.logs());
+        let (text, _) = check_stream_events(&out.events);
+        assert!(
+            text.contains(&format!("question {i}\"")),
+            "request {i} got another's answer: {text}"
+        );
+    }
+    // k = 1: each job reached exactly one miner, exactly once.
+    assert_eq!(total_calls(&fleet), requests);
+    // Both workers took jobs.
+    let client = reqwest::Client::new();
+    for port in &stack.worker_ops_ports {
+        let m = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let answered: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("sn1_worker_jobs_total") && l.contains("answered"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(answered >= 1.0, "worker on {port} answered nothing:\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_means_503_with_retry_after_and_not_ready() {
+    let port = free_port();
+    let dead_nats = format!("nats://127.0.0.1:{}", free_port());
+    let api = Proc::start(
+        "api-nonats",
+        &["api"],
+        &[
+            ("NATS_URL", dead_nats),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", "k".into()),
+        ],
+    );
+    wait_ok(
+        &format!("http://127.0.0.1:{port}/livez"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/chat"))
+        .header("api_key", "k")
+        .json(&json!({"roles": ["user"], "messages": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "{}", api.log_text());
+    assert_eq!(r.headers()["retry-after"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_names_every_bad_key() {
+    let out = tokio::process::Command::new(bin())
+        .args(["api"])
+        .env_remove("EXPECTED_ACCESS_KEY")
+        .env("NATS_PREFIX", "bad.prefix")
+        .env("MAX_IN_FLIGHT", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["EXPECTED_ACCESS_KEY", "NATS_PREFIX", "MAX_IN_FLIGHT"] {
+        assert!(err.contains(key), "{key} not named in: {err}");
+    }
+}

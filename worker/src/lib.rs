@@ -1,0 +1,242 @@
+//! The worker role: pulls chat jobs from the shared JetStream consumer, picks miners from the
+//! metagraph, fans out to them with the Bittensor protocol, and publishes the answer's events.
+//!
+//! Entry points: [`Worker::run`] (the pull loop, bounded concurrency, cancels, graceful drain)
+//! and [`job::JobRunner::process`] (one job, bus-independent: what tests and standalone drive).
+
+pub mod cleaning;
+pub mod directory;
+pub mod echo;
+pub mod fanout;
+pub mod job;
+pub mod ops;
+pub mod selection;
+
+use job::{JobRunner, JobSummary};
+use sn1_bittensor::dendrite::MinerProtocol;
+use sn1_contracts::bus::{JobDelivery, NatsBus};
+use sn1_contracts::event::WorkerEvent;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Settings of a worker process.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// This process's id, sent with every event (the api ignores a second worker's events).
+    pub instance_id: String,
+    /// Jobs handled at once; the worker pulls a job only when it has a free slot.
+    pub concurrency: usize,
+    /// Jobs fetched per pull (1 keeps jobs on the broker, where an idle worker can take them).
+    pub prefetch: usize,
+    /// How miners are spoken to.
+    pub protocol: MinerProtocol,
+    /// A miner silent this long is given up on.
+    pub first_byte_timeout: Duration,
+    /// Bytes kept per miner reply.
+    pub max_reply_bytes: usize,
+    /// Candidate rules.
+    pub selection: selection::SelectionPolicy,
+    /// Interval of heartbeat events while a job runs.
+    pub heartbeat_interval: Duration,
+    /// Interval of progress acks to the broker (below the consumer's ack wait).
+    pub progress_interval: Duration,
+    /// On shutdown, in-flight jobs get this long to finish before they are cancelled.
+    pub drain_timeout: Duration,
+}
+
+/// The NATS-connected worker.
+pub struct Worker {
+    bus: NatsBus,
+    runner: JobRunner,
+    inflight: Arc<Mutex<HashMap<String, CancellationToken>>>,
+}
+
+impl Worker {
+    /// A worker on `bus` running jobs with `runner`.
+    pub fn new(bus: NatsBus, runner: JobRunner) -> Self {
+        Worker {
+            bus,
+            runner,
+            inflight: Arc::default(),
+        }
+    }
+
+    /// Pulls and handles jobs until `shutdown` fires, then stops pulling, lets in-flight jobs
+    /// finish (up to the drain timeout, then cancels them) and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let config = self.runner.config.clone();
+        let mut cancels = self.bus.subscribe_cancels().await?;
+        let inflight = self.inflight.clone();
+        let cancel_listener = tokio::spawn(async move {
+            while let Some(id) = cancels.next().await {
+                let token = inflight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .cloned();
+                if let Some(token) = token {
+                    tracing::info!(request_id = %id, "job cancelled by the api");
+                    token.cancel();
+                }
+            }
+        });
+        let mut jobs = self.bus.job_stream(config.prefetch).await?;
+        tracing::info!(
+            worker = %config.instance_id,
+            concurrency = config.concurrency,
+            consumer = %self.bus.subjects().workers_consumer(),
+            "worker pulling jobs"
+        );
+        let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        let tracker = TaskTracker::new();
+        let jobs_cancel = CancellationToken::new();
+        let this = Arc::new(self);
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => permit?,
+            };
+            let delivery = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = jobs.next() => next,
+            };
+            match delivery {
+                None => {
+                    tracing::warn!("job stream ended; reopening");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    jobs = this.bus.job_stream(config.prefetch).await?;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "could not take a job");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Some(Ok(delivery)) => {
+                    let this = this.clone();
+                    let cancel = jobs_cancel.child_token();
+                    tracker.spawn(async move {
+                        this.handle(delivery, cancel).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        tracing::info!(in_flight = tracker.len(), "worker draining");
+        tracker.close();
+        if tokio::time::timeout(config.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            jobs_cancel.cancel();
+            tracker.wait().await;
+        }
+        cancel_listener.abort();
+        Ok(())
+    }
+
+    /// Handles one delivered job: runs it, relays its events, keeps the broker informed, acks.
+    pub async fn handle(&self, delivery: JobDelivery, cancel: CancellationToken) {
+        let job = delivery.job.clone();
+        let span = tracing::info_span!(
+            "job",
+            request_id = %job.request_id,
+            endpoint = ?job.endpoint,
+            k = job.params.k,
+            delivered = delivery.delivered
+        );
+        sn1_contracts::trace::attach_parent(&span, delivery.headers());
+        async {
+            {
+                let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                if inflight.contains_key(&job.request_id) {
+                    // Already running here (a redelivery raced a slow progress ack).
+                    tracing::info!("duplicate delivery of a running job ignored");
+                    return;
+                }
+                inflight.insert(job.request_id.clone(), cancel.clone());
+            }
+            let (tx, mut rx) = mpsc::channel::<WorkerEvent>(256);
+            let bus = self.bus.clone();
+            let request_id = job.request_id.clone();
+            let relay = tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if let Err(e) = bus.publish_event(&request_id, &event).await {
+                        tracing::warn!(error = %e, "could not publish an event");
+                    }
+                }
+            });
+            let started = std::time::Instant::now();
+            let work = self.runner.process(&job, cancel.clone(), tx);
+            tokio::pin!(work);
+            let mut progress = tokio::time::interval(self.runner.config.progress_interval);
+            progress.tick().await;
+            let summary = loop {
+                tokio::select! {
+                    summary = &mut work => break summary,
+                    _ = progress.tick() => {
+                        let _ = delivery.in_progress().await;
+                    }
+                }
+            };
+            let _ = relay.await;
+            self.inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&job.request_id);
+            if let Err(e) = delivery.ack().await {
+                tracing::warn!(error = %e, "could not ack a finished job; it may be redelivered");
+            }
+            log_summary(&summary, started.elapsed());
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn log_summary(summary: &JobSummary, elapsed: Duration) {
+    let ms = elapsed.as_secs_f64() * 1e3;
+    metrics::histogram!("sn1_worker_job_seconds").record(elapsed.as_secs_f64());
+    match summary {
+        JobSummary::Skipped => {
+            metrics::counter!("sn1_worker_jobs_total", "result" => "skipped").increment(1);
+            tracing::info!("job skipped: the api stopped waiting before it was pulled");
+        }
+        JobSummary::NoCandidates => {
+            metrics::counter!("sn1_worker_jobs_total", "result" => "no_candidates").increment(1);
+            tracing::info!(total_ms = ms, "no miner to ask");
+        }
+        JobSummary::Echoed => {
+            metrics::counter!("sn1_worker_jobs_total", "result" => "echo").increment(1);
+            tracing::info!(total_ms = ms, "echo sent");
+        }
+        JobSummary::FannedOut(report) => {
+            let result = match &report.end {
+                fanout::FanoutEnd::Answered { .. } => "answered",
+                fanout::FanoutEnd::Broken { .. } => "broken",
+                fanout::FanoutEnd::TimedOut => "timeout",
+                fanout::FanoutEnd::NoAnswer => "no_answer",
+                fanout::FanoutEnd::Cancelled => "cancelled",
+            };
+            metrics::counter!("sn1_worker_jobs_total", "result" => result).increment(1);
+            for m in &report.miners {
+                let outcome = match &m.outcome {
+                    Some(o) => fanout::describe(&o.kind),
+                    None => "dropped".into(),
+                };
+                metrics::counter!("sn1_worker_miner_replies_total", "outcome" => outcome)
+                    .increment(1);
+            }
+            tracing::info!(
+                result,
+                miners = report.miners.len(),
+                ttfc_ms = report.time_to_first_chunk.map(|d| d.as_secs_f64() * 1e3),
+                total_ms = ms,
+                "job done"
+            );
+        }
+    }
+}
