@@ -25,7 +25,7 @@ enum Command {
     /// Reads the metagraph from Subtensor into Postgres.
     MetagraphSyncer(cmd::pending::PendingArgs),
     /// Applies the database migrations.
-    Migrate(cmd::pending::PendingArgs),
+    Migrate(cmd::migrate::MigrateArgs),
     /// Everything in one process (in-process queue, SQLite).
     Standalone(cmd::pending::PendingArgs),
     /// A simulated subnet: N simulated miners on loopback and the metagraph file listing them.
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             Some(Command::Simnet(args)) => cmd::simnet::run(args).await,
             Some(Command::Dendrite(args)) => dendrite_cmd::run(args).await,
             Some(Command::MetagraphSyncer(_)) => cmd::pending::run("metagraph-syncer", "#4"),
-            Some(Command::Migrate(_)) => cmd::pending::run("migrate", "#4 and #5"),
+            Some(Command::Migrate(args)) => cmd::migrate::run(args).await,
             Some(Command::Standalone(_)) | None => cmd::pending::run("standalone", "#6"),
         }
     });

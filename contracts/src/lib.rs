@@ -5,6 +5,7 @@
 //! * [`subjects`] — NATS stream and subject names under a configurable prefix.
 //! * [`bus`] — the job queue / event bus seam (NATS JetStream today).
 //! * [`metagraph`] — neurons as the worker needs them, and the static metagraph file.
+//! * [`store`] — Postgres: migrations, metagraph snapshots, the audit log.
 //! * [`trace`] — W3C trace context carried in message headers.
 //! * [`telemetry`] — logging set-up shared by every binary.
 
@@ -12,6 +13,7 @@ pub mod bus;
 pub mod event;
 pub mod job;
 pub mod metagraph;
+pub mod store;
 pub mod subjects;
 pub mod telemetry;
 pub mod trace;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod common;
+pub mod migrate;
 pub mod pending;
 pub mod simnet;
 pub mod worker;
