@@ -65,6 +65,21 @@ impl Subjects {
         format!("{}.cancel.*", self.prefix)
     }
 
+    /// JetStream stream holding audit records until the writer has them in Postgres.
+    pub fn audit_stream(&self) -> String {
+        format!("{}_AUDIT", self.stream_part())
+    }
+
+    /// Subject audit records are published on, e.g. `sn1.audit`.
+    pub fn audit(&self) -> String {
+        format!("{}.audit", self.prefix)
+    }
+
+    /// Durable consumer of the audit writers.
+    pub fn audit_consumer(&self) -> String {
+        format!("{}_audit_writer", self.stream_part().to_ascii_lowercase())
+    }
+
     /// Notification that a new metagraph snapshot is stored.
     pub fn metagraph_updated(&self) -> String {
         format!("{}.metagraph.updated", self.prefix)

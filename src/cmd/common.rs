@@ -80,15 +80,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m)"))?;
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m, 30d)"))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         _ => {
             return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                "{text:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
             ));
         }
     };

@@ -4,7 +4,10 @@ use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use crate::wallet_args::WalletArgs;
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol};
 use sn1_bittensor::synapse::SynapseShape;
+use sn1_contracts::audit::ContentPolicy;
+use sn1_contracts::bus::audit::{AuditQueue, AuditQueueConfig};
 use sn1_contracts::bus::{NatsBus, QueueConfig};
+use sn1_worker::audit::{AuditSettings, WriterConfig, run_writer};
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use sn1_worker::selection::SelectionPolicy;
@@ -56,9 +59,27 @@ pub struct WorkerArgs {
     /// Static metagraph file (JSON) to pick miners from.
     #[arg(long = "metagraph-file", env = "METAGRAPH_FILE")]
     pub metagraph_file: Option<PathBuf>,
-    /// Postgres URL for the audit log (not used yet: the audit writer comes with issue #5).
+    /// Postgres URL. When set, every request is audited (records go through the JetStream
+    /// audit stream) and this worker also runs an audit writer into Postgres.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// What the audit log keeps of prompts and texts: `full`, `hash` (SHA-256 only) or `none`.
+    #[arg(
+        long = "audit-content",
+        env = "AUDIT_CONTENT",
+        value_enum,
+        default_value = "full"
+    )]
+    pub audit_content: ContentPolicy,
+    /// Prompts and texts older than this are pruned to their hashes (e.g. 30d; unset: kept).
+    #[arg(long = "audit-retention", env = "AUDIT_RETENTION", value_parser = parse_duration)]
+    pub audit_retention: Option<Duration>,
+    /// Bytes of each miner's text the audit log keeps.
+    #[arg(long = "audit-max-text-bytes", env = "AUDIT_MAX_TEXT_BYTES", default_value_t = 16 * 1024)]
+    pub audit_max_text_bytes: usize,
+    /// Records per audit insert at most.
+    #[arg(long = "audit-batch", env = "AUDIT_BATCH", default_value_t = 1000)]
+    pub audit_batch: usize,
     /// Jobs handled at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
@@ -195,7 +216,36 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         directory,
         config,
     };
-    Worker::new(bus, runner).run(shutdown).await?;
+    let mut worker = Worker::new(bus.clone(), runner);
+    let mut writer = None;
+    if let Some(url) = &args.database_url {
+        let pool = sn1_contracts::store::connect(url, 8).await?;
+        sn1_contracts::store::check_migrations(&pool).await?;
+        let queue = AuditQueue::new(
+            bus.client().clone(),
+            args.nats.subjects(),
+            AuditQueueConfig::default(),
+        );
+        queue.ensure_stream().await?;
+        let settings = AuditSettings {
+            content: args.audit_content,
+            max_text_bytes: args.audit_max_text_bytes,
+            netuid: args.netuid,
+        };
+        worker = worker.with_audit(queue.clone(), settings);
+        let config = WriterConfig {
+            batch: args.audit_batch.max(1),
+            retention: args.audit_retention,
+            ..WriterConfig::default()
+        };
+        let stop = shutdown.clone();
+        writer = Some(tokio::spawn(run_writer(queue, pool, config, stop)));
+    }
+    worker.run(shutdown).await?;
+    if let Some(writer) = writer {
+        // Flushes the batch in hand (shutdown ends the loop between batches).
+        writer.await??;
+    }
     telemetry.shutdown();
     Ok(ExitCode::SUCCESS)
 }

@@ -201,6 +201,7 @@ impl Stack {
 #[derive(Debug)]
 pub struct Streamed {
     pub status: u16,
+    pub request_id: Option<String>,
     pub content_type: String,
     pub events: Vec<Value>,
     pub keep_alives: usize,
@@ -220,6 +221,11 @@ pub async fn post_ndjson(url: &str, key: &str, body: &Value) -> Streamed {
         .await
         .expect("request");
     let status = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let content_type = response
         .headers()
         .get("content-type")
@@ -257,6 +263,7 @@ pub async fn post_ndjson(url: &str, key: &str, body: &Value) -> Streamed {
     }
     Streamed {
         status,
+        request_id,
         content_type,
         events,
         keep_alives,
@@ -363,4 +370,57 @@ pub fn write_metagraph(fleet: &sn1_simnet::fleet::Fleet, dir: &Path) -> PathBuf 
         .save_atomically(&path)
         .expect("metagraph file");
     path
+}
+
+/// A TCP proxy the test owns, to cut a process off from a server (never stop the shared one).
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl TcpProxy {
+    /// Forwards 127.0.0.1:<random> to `target`.
+    pub async fn start(target: &str) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, conns2, target) = (up.clone(), conns.clone(), target.to_string());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        TcpProxy { addr, up, conns }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

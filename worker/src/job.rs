@@ -3,7 +3,7 @@
 //! the same unit of work.
 
 use crate::directory::Directory;
-use crate::fanout::{self, AnswerChunk, FanoutEnd, FanoutReport, FanoutRequest};
+use crate::fanout::{self, AnswerChunk, FanoutEnd, FanoutRequest, MinerRecord};
 use crate::selection;
 use crate::{WorkerConfig, echo};
 use chrono::Utc;
@@ -15,17 +15,71 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How a job ended, for logs, metrics and (later) the audit record.
-#[derive(Debug)]
-pub enum JobSummary {
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
     /// Pulled after the api stopped waiting (`accept_by` passed): nothing was done.
     Skipped,
     /// No miner could be asked.
     NoCandidates,
     /// An echo was sent.
-    Echoed,
-    /// A fan-out ran.
-    FannedOut(FanoutReport),
+    Echo,
+    /// A miner's answer was streamed completely.
+    Answered,
+    /// The selected miner's stream broke off after part of the answer.
+    Broken,
+    /// No answer before the deadline.
+    Timeout,
+    /// Every miner failed or gave unusable text.
+    NoAnswer,
+    /// Cancelled (the client went away).
+    Cancelled,
+}
+
+impl JobStatus {
+    /// The name used in metrics and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Skipped => "skipped",
+            JobStatus::NoCandidates => "no_candidates",
+            JobStatus::Echo => "echo",
+            JobStatus::Answered => "answered",
+            JobStatus::Broken => "broken",
+            JobStatus::Timeout => "timeout",
+            JobStatus::NoAnswer => "no_answer",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a job did: for logs, metrics and the audit record.
+#[derive(Clone, Debug)]
+pub struct JobSummary {
+    /// How it ended.
+    pub status: JobStatus,
+    /// The text sent to the client.
+    pub completion: String,
+    /// The miner whose answer was sent (-1 for echo).
+    pub selected_uid: Option<i32>,
+    /// The error sent to the client, if any.
+    pub error: Option<String>,
+    /// From the start of the job to the first chunk sent.
+    pub time_to_first_chunk: Option<std::time::Duration>,
+    /// One record per miner asked.
+    pub miners: Vec<MinerRecord>,
+}
+
+impl JobSummary {
+    fn new(status: JobStatus) -> Self {
+        JobSummary {
+            status,
+            completion: String::new(),
+            selected_uid: None,
+            error: None,
+            time_to_first_chunk: None,
+            miners: Vec::new(),
+        }
+    }
 }
 
 /// Runs jobs: holds the dendrite, the metagraph and the settings.
@@ -50,9 +104,12 @@ impl JobRunner {
     ) -> JobSummary {
         let worker = self.config.instance_id.clone();
         if Utc::now() > job.accept_by {
-            return JobSummary::Skipped;
+            return JobSummary::new(JobStatus::Skipped);
         }
+        let started = std::time::Instant::now();
         if job.endpoint == Endpoint::Echo {
+            let mut summary = JobSummary::new(JobStatus::Echo);
+            summary.selected_uid = Some(-1);
             let _ = events
                 .send(WorkerEvent::Accepted {
                     worker: worker.clone(),
@@ -60,17 +117,20 @@ impl JobRunner {
                 .await;
             let last = job.params.messages.last().map(String::as_str).unwrap_or("");
             for delta in echo::chunks(last) {
+                summary.time_to_first_chunk.get_or_insert(started.elapsed());
+                summary.completion.push_str(&delta);
                 let chunk = WorkerEvent::Chunk {
                     worker: worker.clone(),
                     delta,
                     uid: -1,
                 };
                 if events.send(chunk).await.is_err() {
-                    return JobSummary::Echoed;
+                    summary.status = JobStatus::Cancelled;
+                    return summary;
                 }
             }
             let _ = events.send(WorkerEvent::Done { worker, uid: -1 }).await;
-            return JobSummary::Echoed;
+            return summary;
         }
 
         let targets = self.pick_targets(job);
@@ -84,7 +144,9 @@ impl JobRunner {
                     message: message.into(),
                 })
                 .await;
-            return JobSummary::NoCandidates;
+            let mut summary = JobSummary::new(JobStatus::NoCandidates);
+            summary.error = Some(message.into());
+            return summary;
         }
         let _ = events
             .send(WorkerEvent::Accepted {
@@ -115,10 +177,12 @@ impl JobRunner {
         tokio::pin!(fan);
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         heartbeat.tick().await;
+        let mut completion = String::new();
         let report = loop {
             tokio::select! {
                 report = &mut fan => break report,
                 Some(chunk) = rx.recv() => {
+                    completion.push_str(&chunk.delta);
                     let event = WorkerEvent::Chunk { worker: worker.clone(), delta: chunk.delta, uid: i32::from(chunk.uid) };
                     if events.send(event).await.is_err() {
                         cancel.cancel();
@@ -131,6 +195,7 @@ impl JobRunner {
         };
         // Chunks sent just before the fan-out ended.
         while let Ok(chunk) = rx.try_recv() {
+            completion.push_str(&chunk.delta);
             let event = WorkerEvent::Chunk {
                 worker: worker.clone(),
                 delta: chunk.delta,
@@ -163,10 +228,28 @@ impl JobRunner {
             }),
             FanoutEnd::Cancelled => None,
         };
+        let (status, selected_uid) = match &report.end {
+            FanoutEnd::Answered { uid } => (JobStatus::Answered, Some(i32::from(*uid))),
+            FanoutEnd::Broken { uid, .. } => (JobStatus::Broken, Some(i32::from(*uid))),
+            FanoutEnd::TimedOut => (JobStatus::Timeout, None),
+            FanoutEnd::NoAnswer => (JobStatus::NoAnswer, None),
+            FanoutEnd::Cancelled => (JobStatus::Cancelled, None),
+        };
+        let error = match &last {
+            Some(WorkerEvent::Error { message, .. }) => Some(message.clone()),
+            _ => None,
+        };
         if let Some(event) = last {
             let _ = events.send(event).await;
         }
-        JobSummary::FannedOut(report)
+        JobSummary {
+            status,
+            completion,
+            selected_uid,
+            error,
+            time_to_first_chunk: report.time_to_first_chunk,
+            miners: report.miners,
+        }
     }
 
     fn pick_targets(&self, job: &ChatJob) -> Vec<MinerTarget> {

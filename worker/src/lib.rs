@@ -4,6 +4,7 @@
 //! Entry points: [`Worker::run`] (the pull loop, bounded concurrency, cancels, graceful drain)
 //! and [`job::JobRunner::process`] (one job, bus-independent: what tests and standalone drive).
 
+pub mod audit;
 pub mod cleaning;
 pub mod directory;
 pub mod echo;
@@ -14,6 +15,7 @@ pub mod selection;
 
 use job::{JobRunner, JobSummary};
 use sn1_bittensor::dendrite::MinerProtocol;
+use sn1_contracts::bus::audit::AuditQueue;
 use sn1_contracts::bus::{JobDelivery, NatsBus};
 use sn1_contracts::event::WorkerEvent;
 use std::collections::HashMap;
@@ -54,6 +56,7 @@ pub struct Worker {
     bus: NatsBus,
     runner: JobRunner,
     inflight: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    audit: Option<(AuditQueue, audit::AuditSettings)>,
 }
 
 impl Worker {
@@ -63,7 +66,14 @@ impl Worker {
             bus,
             runner,
             inflight: Arc::default(),
+            audit: None,
         }
+    }
+
+    /// Publishes one audit record per job to `queue` (the durable path to Postgres).
+    pub fn with_audit(mut self, queue: AuditQueue, settings: audit::AuditSettings) -> Self {
+        self.audit = Some((queue, settings));
+        self
     }
 
     /// Pulls and handles jobs until `shutdown` fires, then stops pulling, lets in-flight jobs
@@ -183,6 +193,16 @@ impl Worker {
                 }
             };
             let _ = relay.await;
+            let elapsed = started.elapsed();
+            if let Some((queue, settings)) = &self.audit
+                && summary.status != job::JobStatus::Skipped
+            {
+                let record = audit::build_record(&job, &summary, elapsed, settings);
+                if let Err(e) = queue.publish(&record).await {
+                    metrics::counter!("sn1_worker_audit_publish_failures_total").increment(1);
+                    tracing::warn!(error = %e, "audit record not published");
+                }
+            }
             self.inflight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -190,7 +210,7 @@ impl Worker {
             if let Err(e) = delivery.ack().await {
                 tracing::warn!(error = %e, "could not ack a finished job; it may be redelivered");
             }
-            log_summary(&summary, started.elapsed());
+            log_summary(&summary, elapsed);
         }
         .instrument(span)
         .await
@@ -198,45 +218,19 @@ impl Worker {
 }
 
 fn log_summary(summary: &JobSummary, elapsed: Duration) {
-    let ms = elapsed.as_secs_f64() * 1e3;
+    let result = summary.status.as_str();
     metrics::histogram!("sn1_worker_job_seconds").record(elapsed.as_secs_f64());
-    match summary {
-        JobSummary::Skipped => {
-            metrics::counter!("sn1_worker_jobs_total", "result" => "skipped").increment(1);
-            tracing::info!("job skipped: the api stopped waiting before it was pulled");
-        }
-        JobSummary::NoCandidates => {
-            metrics::counter!("sn1_worker_jobs_total", "result" => "no_candidates").increment(1);
-            tracing::info!(total_ms = ms, "no miner to ask");
-        }
-        JobSummary::Echoed => {
-            metrics::counter!("sn1_worker_jobs_total", "result" => "echo").increment(1);
-            tracing::info!(total_ms = ms, "echo sent");
-        }
-        JobSummary::FannedOut(report) => {
-            let result = match &report.end {
-                fanout::FanoutEnd::Answered { .. } => "answered",
-                fanout::FanoutEnd::Broken { .. } => "broken",
-                fanout::FanoutEnd::TimedOut => "timeout",
-                fanout::FanoutEnd::NoAnswer => "no_answer",
-                fanout::FanoutEnd::Cancelled => "cancelled",
-            };
-            metrics::counter!("sn1_worker_jobs_total", "result" => result).increment(1);
-            for m in &report.miners {
-                let outcome = match &m.outcome {
-                    Some(o) => fanout::describe(&o.kind),
-                    None => "dropped".into(),
-                };
-                metrics::counter!("sn1_worker_miner_replies_total", "outcome" => outcome)
-                    .increment(1);
-            }
-            tracing::info!(
-                result,
-                miners = report.miners.len(),
-                ttfc_ms = report.time_to_first_chunk.map(|d| d.as_secs_f64() * 1e3),
-                total_ms = ms,
-                "job done"
-            );
-        }
+    metrics::counter!("sn1_worker_jobs_total", "result" => result).increment(1);
+    for m in &summary.miners {
+        let outcome = audit::miner_outcome(m);
+        metrics::counter!("sn1_worker_miner_replies_total", "outcome" => outcome).increment(1);
     }
+    tracing::info!(
+        result,
+        miners = summary.miners.len(),
+        selected_uid = summary.selected_uid,
+        ttfc_ms = summary.time_to_first_chunk.map(|d| d.as_secs_f64() * 1e3),
+        total_ms = elapsed.as_secs_f64() * 1e3,
+        "job done"
+    );
 }

@@ -4,6 +4,7 @@
 //! [`nats::NatsBus`] is the distributed implementation (JetStream for jobs, core NATS for events
 //! and cancels).
 
+pub mod audit;
 pub mod nats;
 
 pub use nats::{JobDelivery, JobStream, NatsBus, QueueConfig};

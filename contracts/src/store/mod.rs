@@ -4,6 +4,8 @@
 //! (never implicitly by every replica); every role that uses the store checks at start that
 //! the migrations it was built with are applied ([`check_migrations`]).
 
+pub mod audit;
+pub mod metagraph;
 pub mod testing;
 
 use sqlx::migrate::Migrator;

@@ -1,0 +1,532 @@
+//! Metagraph snapshots in Postgres (`migrations/postgres/0002_metagraph.sql`): writing one
+//! snapshot in one transaction ([`store_snapshot`]), reading the newest one as the worker's
+//! [`Metagraph`] ([`latest_metagraph`]), its age ([`snapshot_age`]), retention ([`prune`]), the
+//! syncer's one-writer-at-a-time advisory lock ([`SyncLock`]) and the payload of the
+//! `<prefix>.metagraph.updated` notification ([`MetagraphUpdated`]).
+//!
+//! "The newest snapshot" of a netuid is the one stored last (highest `id`), which is what the
+//! `latest_neurons` view shows; `(netuid, block)` is unique, so a block is stored once.
+
+use super::StoreError;
+use crate::metagraph::{Metagraph, Neuron};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Connection, Row};
+use std::time::Duration;
+
+/// Advisory-lock class of the metagraph syncer (`"SN1M"`); the second key is the netuid.
+pub const SYNC_LOCK_CLASS: i32 = 0x534E_314D;
+
+/// Snapshots deleted per [`prune`] call at most, so one call stays short.
+pub const PRUNE_BATCH: i64 = 500;
+
+/// One neuron row of a snapshot, normalised as the bittensor SDK reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeuronRecord {
+    /// Position in the subnet.
+    pub uid: u16,
+    /// Hotkey, SS58.
+    pub hotkey: String,
+    /// Coldkey, SS58.
+    pub coldkey: String,
+    /// Chain `Active`.
+    pub active: bool,
+    /// Axon IP as text; `0.0.0.0` when unset.
+    pub axon_ip: String,
+    /// Axon port; 0 when unset.
+    pub axon_port: u16,
+    /// Declared IP type (4 or 6).
+    pub axon_ip_type: u8,
+    /// Axon protocol tag.
+    pub axon_protocol: u8,
+    /// The miner's bittensor version.
+    pub axon_version: u32,
+    /// The SDK's `S` in τ.
+    pub stake_tao: f64,
+    /// Incentive `I` in 0..=1.
+    pub incentive: f64,
+    /// Consensus `C` in 0..=1.
+    pub consensus: f64,
+    /// Dividends `D` in 0..=1.
+    pub dividends: f64,
+    /// Validator trust `Tv` in 0..=1.
+    pub validator_trust: f64,
+    /// Emission `E` in τ.
+    pub emission_tao: f64,
+    /// Chain `ValidatorPermit`.
+    pub validator_permit: bool,
+    /// Block of the last weight update.
+    pub last_update: u64,
+}
+
+impl From<&NeuronRecord> for Neuron {
+    fn from(r: &NeuronRecord) -> Neuron {
+        Neuron {
+            uid: r.uid,
+            hotkey: r.hotkey.clone(),
+            coldkey: r.coldkey.clone(),
+            active: r.active,
+            axon_ip: r.axon_ip.clone(),
+            axon_port: r.axon_port,
+            axon_ip_type: r.axon_ip_type,
+            stake_tao: r.stake_tao,
+            incentive: r.incentive,
+            validator_permit: r.validator_permit,
+        }
+    }
+}
+
+/// One row of `metagraph_snapshots`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Snapshot id (increasing).
+    pub id: i64,
+    /// Subnet.
+    pub netuid: u16,
+    /// Finalized block the neurons were read at.
+    pub block: u64,
+    /// Its hash, `0x`-hex.
+    pub block_hash: String,
+    /// When it was stored (database clock).
+    pub taken_at: DateTime<Utc>,
+}
+
+/// What [`store_snapshot`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// A new snapshot was written.
+    Stored(SnapshotInfo),
+    /// This block (same hash) was already stored; nothing was written.
+    AlreadyStored(SnapshotInfo),
+}
+
+impl StoreOutcome {
+    /// The snapshot, new or existing.
+    pub fn snapshot(&self) -> &SnapshotInfo {
+        match self {
+            StoreOutcome::Stored(s) | StoreOutcome::AlreadyStored(s) => s,
+        }
+    }
+}
+
+/// The JSON payload of `<prefix>.metagraph.updated`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetagraphUpdated {
+    /// Subnet.
+    pub netuid: u16,
+    /// Block of the new snapshot.
+    pub block: u64,
+    /// Its id in `metagraph_snapshots`.
+    pub snapshot_id: i64,
+}
+
+/// How long snapshots are kept. The newest snapshot of a netuid is never pruned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Delete snapshots stored longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Keep at most this many snapshots per netuid.
+    pub keep_last: Option<u32>,
+}
+
+fn invalid(message: String) -> StoreError {
+    StoreError::Query(sqlx::Error::Encode(message.into()))
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| invalid(format!("{what} {v} does not fit in BIGINT")))
+}
+
+type SnapshotRow = (i64, i32, i64, String, DateTime<Utc>);
+
+fn snapshot_info(row: SnapshotRow) -> Result<SnapshotInfo, StoreError> {
+    let (id, netuid, block, block_hash, taken_at) = row;
+    Ok(SnapshotInfo {
+        id,
+        netuid: u16::try_from(netuid).map_err(|_| invalid(format!("netuid {netuid}")))?,
+        block: u64::try_from(block).map_err(|_| invalid(format!("block {block}")))?,
+        block_hash,
+        taken_at,
+    })
+}
+
+/// Writes `neurons` as the snapshot of `netuid` at `block` in one transaction on `conn` (the
+/// syncer passes its [`SyncLock`] connection, so only the lock holder writes).
+///
+/// A block already stored with the same hash is left alone ([`StoreOutcome::AlreadyStored`]);
+/// one stored with a different hash (a restarted development chain) is replaced.
+pub async fn store_snapshot(
+    conn: &mut PgConnection,
+    netuid: u16,
+    block: u64,
+    block_hash: &str,
+    neurons: &[NeuronRecord],
+) -> Result<StoreOutcome, StoreError> {
+    let block_i64 = to_i64(block, "block")?;
+    let mut tx = conn.begin().await?;
+    let existing: Option<SnapshotRow> = sqlx::query_as(
+        "SELECT id, netuid, block, block_hash, taken_at FROM metagraph_snapshots \
+         WHERE netuid = $1 AND block = $2 FOR UPDATE",
+    )
+    .bind(i32::from(netuid))
+    .bind(block_i64)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = existing {
+        let info = snapshot_info(row)?;
+        if info.block_hash == block_hash {
+            tx.commit().await?;
+            return Ok(StoreOutcome::AlreadyStored(info));
+        }
+        sqlx::query("DELETE FROM metagraph_snapshots WHERE id = $1")
+            .bind(info.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let row: SnapshotRow = sqlx::query_as(
+        "INSERT INTO metagraph_snapshots (netuid, block, block_hash) VALUES ($1, $2, $3) \
+         RETURNING id, netuid, block, block_hash, taken_at",
+    )
+    .bind(i32::from(netuid))
+    .bind(block_i64)
+    .bind(block_hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    let info = snapshot_info(row)?;
+    insert_neurons(&mut tx, info.id, neurons).await?;
+    tx.commit().await?;
+    Ok(StoreOutcome::Stored(info))
+}
+
+/// One `INSERT … SELECT FROM UNNEST(arrays)`: a single round trip for the whole subnet.
+async fn insert_neurons(
+    conn: &mut PgConnection,
+    snapshot_id: i64,
+    neurons: &[NeuronRecord],
+) -> Result<(), StoreError> {
+    let col = |f: fn(&NeuronRecord) -> i64| neurons.iter().map(f).collect::<Vec<i64>>();
+    let flt = |f: fn(&NeuronRecord) -> f64| neurons.iter().map(f).collect::<Vec<f64>>();
+    let last_update = neurons
+        .iter()
+        .map(|n| to_i64(n.last_update, "last_update"))
+        .collect::<Result<Vec<i64>, _>>()?;
+    sqlx::query(
+        "INSERT INTO neurons (snapshot_id, uid, hotkey, coldkey, active, axon_ip, axon_port, \
+           axon_ip_type, axon_protocol, axon_version, stake_tao, incentive, consensus, dividends, \
+           validator_trust, emission_tao, validator_permit, last_update) \
+         SELECT $1, * FROM UNNEST($2::int4[], $3::text[], $4::text[], $5::bool[], $6::text[], \
+           $7::int4[], $8::int2[], $9::int2[], $10::int8[], $11::float8[], $12::float8[], \
+           $13::float8[], $14::float8[], $15::float8[], $16::float8[], $17::bool[], $18::int8[])",
+    )
+    .bind(snapshot_id)
+    .bind(neurons.iter().map(|n| i32::from(n.uid)).collect::<Vec<_>>())
+    .bind(neurons.iter().map(|n| n.hotkey.clone()).collect::<Vec<_>>())
+    .bind(
+        neurons
+            .iter()
+            .map(|n| n.coldkey.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(neurons.iter().map(|n| n.active).collect::<Vec<_>>())
+    .bind(
+        neurons
+            .iter()
+            .map(|n| n.axon_ip.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        neurons
+            .iter()
+            .map(|n| i32::from(n.axon_port))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        neurons
+            .iter()
+            .map(|n| i16::from(n.axon_ip_type))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        neurons
+            .iter()
+            .map(|n| i16::from(n.axon_protocol))
+            .collect::<Vec<_>>(),
+    )
+    .bind(col(|n| i64::from(n.axon_version)))
+    .bind(flt(|n| n.stake_tao))
+    .bind(flt(|n| n.incentive))
+    .bind(flt(|n| n.consensus))
+    .bind(flt(|n| n.dividends))
+    .bind(flt(|n| n.validator_trust))
+    .bind(flt(|n| n.emission_tao))
+    .bind(
+        neurons
+            .iter()
+            .map(|n| n.validator_permit)
+            .collect::<Vec<_>>(),
+    )
+    .bind(last_update)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The newest snapshot of `netuid`, if any.
+pub async fn latest_snapshot(
+    pool: &PgPool,
+    netuid: u16,
+) -> Result<Option<SnapshotInfo>, StoreError> {
+    let row: Option<SnapshotRow> = sqlx::query_as(
+        "SELECT id, netuid, block, block_hash, taken_at FROM metagraph_snapshots \
+         WHERE netuid = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(i32::from(netuid))
+    .fetch_optional(pool)
+    .await?;
+    row.map(snapshot_info).transpose()
+}
+
+/// The snapshots of `netuid`, newest first, at most `limit`.
+pub async fn list_snapshots(
+    pool: &PgPool,
+    netuid: u16,
+    limit: i64,
+) -> Result<Vec<SnapshotInfo>, StoreError> {
+    let rows: Vec<SnapshotRow> = sqlx::query_as(
+        "SELECT id, netuid, block, block_hash, taken_at FROM metagraph_snapshots \
+         WHERE netuid = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(i32::from(netuid))
+    .bind(limit.max(0))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(snapshot_info).collect()
+}
+
+/// The neurons of snapshot `snapshot_id`, by uid.
+pub async fn snapshot_neurons(
+    pool: &PgPool,
+    snapshot_id: i64,
+) -> Result<Vec<NeuronRecord>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    read_neurons(&mut conn, snapshot_id).await
+}
+
+async fn read_neurons(
+    conn: &mut PgConnection,
+    snapshot_id: i64,
+) -> Result<Vec<NeuronRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT uid, hotkey, coldkey, active, axon_ip, axon_port, axon_ip_type, axon_protocol, \
+           axon_version, stake_tao, incentive, consensus, dividends, validator_trust, \
+           emission_tao, validator_permit, last_update \
+         FROM neurons WHERE snapshot_id = $1 ORDER BY uid",
+    )
+    .bind(snapshot_id)
+    .fetch_all(conn)
+    .await?;
+    let narrow = |v: i64, what: &str| invalid(format!("neurons.{what} = {v} is out of range"));
+    rows.iter()
+        .map(|r| {
+            let uid: i32 = r.try_get("uid")?;
+            let port: i32 = r.try_get("axon_port")?;
+            let ip_type: i16 = r.try_get("axon_ip_type")?;
+            let protocol: i16 = r.try_get("axon_protocol")?;
+            let version: i64 = r.try_get("axon_version")?;
+            let last_update: i64 = r.try_get("last_update")?;
+            Ok(NeuronRecord {
+                uid: u16::try_from(uid).map_err(|_| narrow(uid.into(), "uid"))?,
+                hotkey: r.try_get("hotkey")?,
+                coldkey: r.try_get("coldkey")?,
+                active: r.try_get("active")?,
+                axon_ip: r.try_get("axon_ip")?,
+                axon_port: u16::try_from(port).map_err(|_| narrow(port.into(), "axon_port"))?,
+                axon_ip_type: u8::try_from(ip_type)
+                    .map_err(|_| narrow(ip_type.into(), "axon_ip_type"))?,
+                axon_protocol: u8::try_from(protocol)
+                    .map_err(|_| narrow(protocol.into(), "axon_protocol"))?,
+                axon_version: u32::try_from(version)
+                    .map_err(|_| narrow(version, "axon_version"))?,
+                stake_tao: r.try_get("stake_tao")?,
+                incentive: r.try_get("incentive")?,
+                consensus: r.try_get("consensus")?,
+                dividends: r.try_get("dividends")?,
+                validator_trust: r.try_get("validator_trust")?,
+                emission_tao: r.try_get("emission_tao")?,
+                validator_permit: r.try_get("validator_permit")?,
+                last_update: u64::try_from(last_update)
+                    .map_err(|_| narrow(last_update, "last_update"))?,
+            })
+        })
+        .collect()
+}
+
+/// The newest snapshot of `netuid` as the worker's [`Metagraph`], read consistently (one
+/// repeatable-read transaction, so pruning cannot remove it halfway).
+pub async fn latest_metagraph(
+    pool: &PgPool,
+    netuid: u16,
+) -> Result<Option<(SnapshotInfo, Metagraph)>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let row: Option<SnapshotRow> = sqlx::query_as(
+        "SELECT id, netuid, block, block_hash, taken_at FROM metagraph_snapshots \
+         WHERE netuid = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(i32::from(netuid))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let info = snapshot_info(row)?;
+    let records = read_neurons(&mut tx, info.id).await?;
+    tx.commit().await?;
+    let metagraph = Metagraph {
+        netuid,
+        block: info.block,
+        neurons: records.iter().map(Neuron::from).collect(),
+    };
+    Ok(Some((info, metagraph)))
+}
+
+/// How long ago the newest snapshot of `netuid` was stored (database clock), if there is one.
+pub async fn snapshot_age(pool: &PgPool, netuid: u16) -> Result<Option<Duration>, StoreError> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM now() - max(taken_at))::float8 FROM metagraph_snapshots \
+         WHERE netuid = $1",
+    )
+    .bind(i32::from(netuid))
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// Deletes (with their neurons) the snapshots of `netuid` that `retention` no longer keeps, at
+/// most [`PRUNE_BATCH`] per call, never the newest; returns how many were deleted.
+pub async fn prune(
+    conn: &mut PgConnection,
+    netuid: u16,
+    retention: Retention,
+) -> Result<u64, StoreError> {
+    if retention.max_age.is_none() && retention.keep_last.is_none() {
+        return Ok(0);
+    }
+    let max_age_secs = retention.max_age.map(|d| d.as_secs_f64());
+    let keep_last = retention.keep_last.map(|n| i64::from(n.max(1)));
+    let deleted = sqlx::query(
+        "DELETE FROM metagraph_snapshots WHERE id IN ( \
+           SELECT id FROM ( \
+             SELECT id, taken_at, row_number() OVER (ORDER BY id DESC) AS rank \
+             FROM metagraph_snapshots WHERE netuid = $1 \
+           ) AS s \
+           WHERE s.rank > 1 AND ( \
+             ($2::float8 IS NOT NULL AND s.taken_at < now() - make_interval(secs => $2::float8)) \
+             OR ($3::int8 IS NOT NULL AND s.rank > $3::int8)) \
+           ORDER BY id LIMIT $4)",
+    )
+    .bind(i32::from(netuid))
+    .bind(max_age_secs)
+    .bind(keep_last)
+    .bind(PRUNE_BATCH)
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// The session-level advisory lock that makes the syncer of a netuid a single writer. It lives
+/// on its own connection: when that connection drops, Postgres releases the lock and another
+/// replica takes over. Writes go through [`SyncLock::connection`], so a writer that lost its
+/// connection (and with it the lock) cannot write either.
+pub struct SyncLock {
+    conn: PgConnection,
+    netuid: u16,
+}
+
+impl SyncLock {
+    /// Opens a connection to `url` and tries the lock once: `None` when another process holds it.
+    pub async fn try_acquire(url: &str, netuid: u16) -> Result<Option<SyncLock>, StoreError> {
+        let connect = PgConnection::connect(url);
+        let mut conn = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| StoreError::Connect("timed out after 10s".into()))?
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(SYNC_LOCK_CLASS)
+            .bind(i32::from(netuid))
+            .fetch_one(&mut conn)
+            .await?;
+        if locked {
+            Ok(Some(SyncLock { conn, netuid }))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    /// The netuid this lock is for.
+    pub fn netuid(&self) -> u16 {
+        self.netuid
+    }
+
+    /// The locked connection, for writes.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// Whether the connection (and so the lock) is still alive.
+    pub async fn is_alive(&mut self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    /// Releases the lock and closes the connection.
+    pub async fn release(mut self) {
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(SYNC_LOCK_CLASS)
+            .bind(i32::from(self.netuid))
+            .execute(&mut self.conn)
+            .await;
+        let _ = self.conn.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_map_to_worker_neurons_and_payload_is_small_json() {
+        let r = NeuronRecord {
+            uid: 7,
+            hotkey: "5Hk".into(),
+            coldkey: "5Ck".into(),
+            active: true,
+            axon_ip: "1.2.3.4".into(),
+            axon_port: 8091,
+            axon_ip_type: 4,
+            axon_protocol: 4,
+            axon_version: 9_011_001,
+            stake_tao: 5000.5,
+            incentive: 0.25,
+            consensus: 0.0,
+            dividends: 0.0,
+            validator_trust: 0.0,
+            emission_tao: 1.0,
+            validator_permit: true,
+            last_update: 99,
+        };
+        let n = Neuron::from(&r);
+        assert_eq!((n.uid, n.axon_port, n.stake_tao), (7, 8091, 5000.5));
+        assert!(n.is_serving() && n.is_validator(4096.0));
+        let json = serde_json::to_string(&MetagraphUpdated {
+            netuid: 1,
+            block: 6852690,
+            snapshot_id: 3,
+        })
+        .unwrap_or_default();
+        assert_eq!(json, r#"{"netuid":1,"block":6852690,"snapshot_id":3}"#);
+    }
+}

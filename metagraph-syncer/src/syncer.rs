@@ -1,0 +1,418 @@
+//! The sync loop: hold the advisory lock (one writer per netuid; other replicas stand by and
+//! retry), read the metagraph at the finalized head, write it in one transaction, notify the
+//! workers on `<prefix>.metagraph.updated`, prune old snapshots. Chain errors back off
+//! exponentially (capped) and keep the last snapshot; a lost database connection gives the lock
+//! up so another replica can take over.
+
+use crate::rpc::ChainClient;
+use crate::snapshot::{SnapshotError, read_snapshot, records};
+use crate::status::SyncStatus;
+use sn1_contracts::store::metagraph::{
+    self as store, MetagraphUpdated, Retention, SnapshotInfo, StoreOutcome, SyncLock,
+};
+use sn1_contracts::store::{self as pg, StoreError};
+use sqlx::postgres::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What the syncer needs to know.
+#[derive(Clone, Debug)]
+pub struct SyncerConfig {
+    /// Subtensor WebSocket URL (see [`crate::network::resolve_network`]).
+    pub chain_url: String,
+    /// Subnet to sync.
+    pub netuid: u16,
+    /// Postgres URL.
+    pub database_url: String,
+    /// Time between syncs.
+    pub interval: Duration,
+    /// How long snapshots are kept.
+    pub retention: Retention,
+    /// Limit for connecting and for each RPC call.
+    pub rpc_timeout: Duration,
+    /// Longest wait between retries after errors.
+    pub max_backoff: Duration,
+    /// How often a standby replica tries the lock.
+    pub lock_retry: Duration,
+}
+
+impl SyncerConfig {
+    /// Defaults: every 60 s, 7 days of snapshots, 30 s per call, back-off up to 60 s.
+    pub fn new(chain_url: impl Into<String>, netuid: u16, database_url: impl Into<String>) -> Self {
+        SyncerConfig {
+            chain_url: chain_url.into(),
+            netuid,
+            database_url: database_url.into(),
+            interval: Duration::from_secs(60),
+            retention: Retention {
+                max_age: Some(Duration::from_secs(7 * 86_400)),
+                keep_last: None,
+            },
+            rpc_timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(60),
+            lock_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a sync (or the syncer) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Postgres failed or is not migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain failed or answered something unusable.
+    #[error(transparent)]
+    Chain(#[from] SnapshotError),
+    /// Another syncer kept the lock for too long (`--once`).
+    #[error("another metagraph syncer held the lock for netuid {netuid} for {waited:?}")]
+    LockTimeout {
+        /// The subnet.
+        netuid: u16,
+        /// How long this one waited.
+        waited: Duration,
+    },
+    /// Shutdown was requested before the sync finished.
+    #[error("stopped before the sync finished")]
+    Cancelled,
+}
+
+/// The outcome of one successful sync.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    /// The snapshot, new or already stored.
+    pub snapshot: SnapshotInfo,
+    /// Whether it was written now.
+    pub stored: bool,
+    /// Neurons in it.
+    pub neurons: usize,
+    /// Of which serve an axon.
+    pub serving: usize,
+    /// Time in RPC calls.
+    pub fetch_time: Duration,
+    /// Time decoding.
+    pub decode_time: Duration,
+    /// Time writing (the transaction).
+    pub write_time: Duration,
+    /// Old snapshots deleted afterwards.
+    pub pruned: u64,
+}
+
+/// Publishes `<prefix>.metagraph.updated`.
+#[derive(Clone)]
+pub struct Notifier {
+    client: async_nats::Client,
+    subject: String,
+}
+
+impl Notifier {
+    /// Connects to NATS at `url` (retrying in the background if it is down) for `subject`.
+    pub async fn connect(url: &str, subject: String) -> Result<Notifier, String> {
+        let client = async_nats::ConnectOptions::new()
+            .name("sn1-gateway/metagraph-syncer")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+        Ok(Notifier { client, subject })
+    }
+
+    /// Publishes `update` and flushes (bounded by 5 s).
+    pub async fn publish(&self, update: &MetagraphUpdated) -> Result<(), String> {
+        let payload = serde_json::to_vec(update).map_err(|e| e.to_string())?;
+        let send = async {
+            self.client
+                .publish(self.subject.clone(), payload.into())
+                .await
+                .map_err(|e| e.to_string())?;
+            self.client.flush().await.map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(Duration::from_secs(5), send)
+            .await
+            .map_err(|_| "NATS did not take the notification within 5s".to_string())?
+    }
+}
+
+/// Doubling delays from 1 s up to a cap.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Self {
+        Backoff {
+            next: Duration::from_secs(1).min(max),
+            max,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.max);
+        now
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_secs(1).min(self.max);
+    }
+}
+
+/// Sleeps `d`; `false` when shutdown came first.
+async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+/// The metagraph syncer of one netuid.
+pub struct Syncer {
+    config: SyncerConfig,
+    pool: PgPool,
+    notifier: Option<Notifier>,
+    status: Arc<SyncStatus>,
+}
+
+impl Syncer {
+    /// Connects to Postgres and checks that the schema is migrated (fails clearly if not).
+    /// Without `notifier`, snapshots are stored but nobody is told (warned once).
+    pub async fn new(config: SyncerConfig, notifier: Option<Notifier>) -> Result<Syncer, SyncError> {
+        let pool = pg::connect(&config.database_url, 4).await?;
+        pg::check_migrations(&pool).await?;
+        if notifier.is_none() {
+            tracing::warn!("NATS_URL not set: snapshots are stored but workers are not notified");
+        }
+        let status = Arc::new(SyncStatus::new(config.netuid));
+        Ok(Syncer {
+            config,
+            pool,
+            notifier,
+            status,
+        })
+    }
+
+    /// The shared status (for the ops endpoints).
+    pub fn status(&self) -> Arc<SyncStatus> {
+        self.status.clone()
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// One sync under `lock`: read, write, notify, prune. Drops `chain` on chain errors so the
+    /// next try reconnects.
+    pub async fn sync(
+        &self,
+        lock: &mut SyncLock,
+        chain: &mut Option<ChainClient>,
+    ) -> Result<SyncReport, SyncError> {
+        let netuid = self.config.netuid;
+        let client = match chain.take() {
+            Some(c) => c,
+            None => ChainClient::connect(&self.config.chain_url, self.config.rpc_timeout)
+                .await
+                .map_err(SnapshotError::from)?,
+        };
+        let snapshot = read_snapshot(&client, netuid).await?;
+        *chain = Some(client);
+        let rows = records(&snapshot.rows);
+        let started = Instant::now();
+        let outcome = store::store_snapshot(
+            lock.connection(),
+            netuid,
+            snapshot.block,
+            &snapshot.block_hash,
+            &rows,
+        )
+        .await?;
+        let write_time = started.elapsed();
+        let stored = matches!(outcome, StoreOutcome::Stored(_));
+        let info = outcome.snapshot().clone();
+        if stored && let Some(n) = &self.notifier {
+            let update = MetagraphUpdated {
+                netuid,
+                block: info.block,
+                snapshot_id: info.id,
+            };
+            if let Err(e) = n.publish(&update).await {
+                tracing::warn!(error = %e, "snapshot stored, but the workers were not notified");
+            }
+        }
+        let pruned = match store::prune(lock.connection(), netuid, self.config.retention).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning old snapshots failed");
+                0
+            }
+        };
+        Ok(SyncReport {
+            snapshot: info,
+            stored,
+            neurons: rows.len(),
+            serving: snapshot.rows.iter().filter(|r| r.is_serving()).count(),
+            fetch_time: snapshot.fetch_time,
+            decode_time: snapshot.decode_time,
+            write_time,
+            pruned,
+        })
+    }
+
+    fn record(&self, result: &Result<SyncReport, SyncError>, took: Duration) {
+        self.status.record(result, took);
+        if let Ok(r) = result {
+            tracing::info!(
+                netuid = self.config.netuid,
+                block = r.snapshot.block,
+                snapshot_id = r.snapshot.id,
+                stored = r.stored,
+                neurons = r.neurons,
+                serving = r.serving,
+                fetch_ms = r.fetch_time.as_millis() as u64,
+                decode_ms = r.decode_time.as_millis() as u64,
+                write_ms = r.write_time.as_millis() as u64,
+                pruned = r.pruned,
+                "{}",
+                if r.stored {
+                    "metagraph snapshot stored"
+                } else {
+                    "metagraph unchanged (block already stored)"
+                }
+            );
+        }
+    }
+
+    /// Waits (up to `lock_wait`) for the lock, then syncs once, retrying chain errors up to
+    /// `attempts` times with back-off. What `--once` does.
+    pub async fn run_once(
+        &self,
+        shutdown: &CancellationToken,
+        lock_wait: Duration,
+        attempts: u32,
+    ) -> Result<SyncReport, SyncError> {
+        let netuid = self.config.netuid;
+        let waiting = Instant::now();
+        let mut lock = loop {
+            if let Some(lock) = SyncLock::try_acquire(&self.config.database_url, netuid).await? {
+                break lock;
+            }
+            if waiting.elapsed() >= lock_wait {
+                return Err(SyncError::LockTimeout {
+                    netuid,
+                    waited: waiting.elapsed(),
+                });
+            }
+            tracing::info!(netuid, "another syncer holds the lock; waiting");
+            if !pause(self.config.lock_retry.min(lock_wait), shutdown).await {
+                return Err(SyncError::Cancelled);
+            }
+        };
+        self.status.set_leader(true);
+        let mut chain = None;
+        let mut backoff = Backoff::new(self.config.max_backoff);
+        let mut result = Err(SyncError::Cancelled);
+        for attempt in 1..=attempts.max(1) {
+            let started = Instant::now();
+            result = self.sync(&mut lock, &mut chain).await;
+            self.record(&result, started.elapsed());
+            match &result {
+                Ok(_) => break,
+                Err(e) => tracing::warn!(attempt, error = %e, "sync failed"),
+            }
+            if attempt < attempts && !pause(backoff.next(), shutdown).await {
+                break;
+            }
+        }
+        lock.release().await;
+        self.status.set_leader(false);
+        result
+    }
+
+    /// Syncs every interval until `shutdown`. Never returns an error for chain or database
+    /// trouble: it logs, backs off and retries, keeping the last snapshot.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let netuid = self.config.netuid;
+        let mut lock: Option<SyncLock> = None;
+        let mut chain: Option<ChainClient> = None;
+        let mut backoff = Backoff::new(self.config.max_backoff);
+        let mut standby_logged = false;
+        while !shutdown.is_cancelled() {
+            let mut held = match lock.take() {
+                Some(mut l) if l.is_alive().await => l,
+                Some(_) => {
+                    tracing::warn!(netuid, "lost the lock connection; trying again");
+                    self.status.set_leader(false);
+                    continue;
+                }
+                None => match SyncLock::try_acquire(&self.config.database_url, netuid).await {
+                    Ok(Some(l)) => {
+                        tracing::info!(netuid, "holding the syncer lock: this replica writes");
+                        self.status.set_leader(true);
+                        standby_logged = false;
+                        l
+                    }
+                    Ok(None) => {
+                        if !standby_logged {
+                            tracing::info!(netuid, "another syncer holds the lock; standing by");
+                            standby_logged = true;
+                        }
+                        if !pause(self.config.lock_retry, &shutdown).await {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        self.status.record_error(&e.to_string());
+                        tracing::warn!(error = %e, "cannot reach the database for the lock");
+                        if !pause(backoff.next(), &shutdown).await {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let started = Instant::now();
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => Err(SyncError::Cancelled),
+                r = self.sync(&mut held, &mut chain) => r,
+            };
+            self.record(&result, started.elapsed());
+            let wait = match &result {
+                Ok(_) => {
+                    backoff.reset();
+                    lock = Some(held);
+                    self.config.interval.saturating_sub(started.elapsed())
+                }
+                Err(SyncError::Cancelled) => {
+                    lock = Some(held);
+                    break;
+                }
+                Err(e @ SyncError::Chain(_)) => {
+                    chain = None;
+                    lock = Some(held);
+                    let wait = backoff.next();
+                    tracing::warn!(error = %e, retry_in = ?wait, "chain unavailable; keeping the last snapshot");
+                    wait
+                }
+                Err(e) => {
+                    // The database (or the lock connection) failed: give the lock up.
+                    self.status.set_leader(false);
+                    let wait = backoff.next();
+                    tracing::warn!(error = %e, retry_in = ?wait, "database error; releasing the lock");
+                    wait
+                }
+            };
+            if !pause(wait, &shutdown).await {
+                break;
+            }
+        }
+        if let Some(l) = lock {
+            l.release().await;
+        }
+        self.status.set_leader(false);
+    }
+}

@@ -1,0 +1,280 @@
+//! The worker's side of the audit log: turning a finished job into a [`CompletionRecord`]
+//! (content policy applied here, before the record leaves the process) and the audit writer,
+//! a durable consumer that batch-inserts records into Postgres and acks only after commit.
+
+use crate::cleaning;
+use crate::fanout::MinerRecord;
+use crate::job::JobSummary;
+use sn1_bittensor::reply::OutcomeKind;
+use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord};
+use sn1_contracts::bus::audit::{AuditDelivery, AuditQueue};
+use sn1_contracts::job::ChatJob;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How records are built.
+#[derive(Clone, Debug)]
+pub struct AuditSettings {
+    /// What is kept of prompts and texts.
+    pub content: ContentPolicy,
+    /// Bytes of each miner's text kept (cut on a character boundary).
+    pub max_text_bytes: usize,
+    /// The subnet, recorded with each request.
+    pub netuid: u16,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            content: ContentPolicy::Full,
+            max_text_bytes: 16 * 1024,
+            netuid: 1,
+        }
+    }
+}
+
+/// The audit record of one finished job.
+pub fn build_record(
+    job: &ChatJob,
+    summary: &JobSummary,
+    total: Duration,
+    settings: &AuditSettings,
+) -> CompletionRecord {
+    let (messages, messages_sha256) = settings.content.keep_all(&job.params.messages);
+    let text_of = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    CompletionRecord {
+        request_id: job.request_id.clone(),
+        created_at: job.created_at,
+        api_key_id: job.api_key_id.clone(),
+        endpoint: text_of(serde_json::json!(job.endpoint)),
+        netuid: settings.netuid,
+        k: job.params.k,
+        timeout_s: job.params.timeout_secs,
+        strategy: text_of(serde_json::json!(job.params.strategy)),
+        sampling_mode: text_of(serde_json::json!(job.params.sampling_mode)),
+        exclude: serde_json::json!(job.params.exclude),
+        roles: job.params.roles.clone(),
+        messages,
+        messages_sha256,
+        selected_uid: summary.selected_uid,
+        completion: settings.content.keep(&summary.completion),
+        status: summary.status.as_str().to_string(),
+        error: summary.error.clone(),
+        time_to_first_chunk_ms: summary.time_to_first_chunk.map(millis),
+        total_ms: millis(total),
+        miners: summary
+            .miners
+            .iter()
+            .map(|m| miner_row(m, settings))
+            .collect(),
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// One miner's row.
+pub fn miner_row(m: &MinerRecord, settings: &AuditSettings) -> MinerResponseRecord {
+    let text = cap(&m.text, settings.max_text_bytes);
+    let outcome = m.outcome.as_ref();
+    MinerResponseRecord {
+        uid: m.target.uid,
+        hotkey: m.target.hotkey.clone(),
+        outcome: miner_outcome(m).to_string(),
+        status_code: outcome.and_then(|o| o.http_status),
+        time_to_first_byte_ms: outcome.and_then(|o| o.time_to_first_byte).map(millis),
+        total_ms: outcome.map(|o| millis(o.total_time)),
+        chunks: outcome.map(|o| o.chunks as u32).unwrap_or(0),
+        bytes: outcome
+            .map(|o| o.bytes as u64)
+            .unwrap_or(m.text.len() as u64),
+        text: settings.content.keep(text),
+        clean_reason: clean_reason(m),
+        selected: m.selected,
+    }
+}
+
+/// ok / empty / refused / error / timeout / connect_failure / cancelled.
+pub fn miner_outcome(m: &MinerRecord) -> &'static str {
+    match (&m.outcome, m.rejected) {
+        (None, Some(cleaning::REFUSAL)) => "refused",
+        (None, _) => "cancelled",
+        (Some(o), rejected) => match &o.kind {
+            OutcomeKind::Ok | OutcomeKind::Oversize => match rejected {
+                Some(cleaning::EMPTY) => "empty",
+                Some(cleaning::REFUSAL) => "refused",
+                _ => "ok",
+            },
+            OutcomeKind::AxonError { .. } | OutcomeKind::Malformed { .. } => "error",
+            OutcomeKind::Timeout { .. } => "timeout",
+            OutcomeKind::ConnectFailure { .. } => "connect_failure",
+        },
+    }
+}
+
+fn clean_reason(m: &MinerRecord) -> Option<String> {
+    let detail = m.outcome.as_ref().and_then(|o| match &o.kind {
+        OutcomeKind::AxonError { status, message } => Some(format!("axon {status}: {message}")),
+        OutcomeKind::Malformed { message } => Some(format!("malformed: {message}")),
+        OutcomeKind::ConnectFailure { message } => Some(message.clone()),
+        OutcomeKind::Oversize => Some("reply too large, truncated".into()),
+        OutcomeKind::Timeout {
+            before_first_byte: true,
+        } => Some("no first byte in time".into()),
+        OutcomeKind::Timeout { .. } | OutcomeKind::Ok => None,
+    });
+    let reason = match (m.rejected, detail) {
+        (Some(r), Some(d)) if r != "miner error" => Some(format!("{r}; {d}")),
+        (_, Some(d)) => Some(d),
+        (Some(r), None) => Some(r.to_string()),
+        (None, None) => None,
+    };
+    reason.map(|r| cap(&r, 500).to_string())
+}
+
+fn cap(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// How the audit writer batches and prunes.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// Records per insert at most.
+    pub batch: usize,
+    /// After the first record of a batch, wait this long for more (latency vs. throughput).
+    pub linger: Duration,
+    /// Prompts and texts older than this are pruned to their hashes (`None`: kept).
+    pub retention: Option<Duration>,
+    /// How often the retention job runs.
+    pub prune_interval: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            batch: 1000,
+            linger: Duration::from_millis(50),
+            retention: None,
+            prune_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Runs the audit writer until `shutdown`: takes batches from the audit stream, inserts them
+/// in one transaction, acks after the commit. While Postgres is down it keeps the batch,
+/// retries with backoff and tells the broker it is still working on it, so nothing is lost or
+/// redelivered in a storm; the stream buffers the rest (bounded).
+pub async fn run_writer(
+    queue: AuditQueue,
+    pool: PgPool,
+    config: WriterConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut batches = queue.consumer(config.batch).await?;
+    if let Some(retention) = config.retention {
+        let (pool, stop, every) = (pool.clone(), shutdown.clone(), config.prune_interval);
+        tokio::spawn(prune_loop(pool, retention, every, stop));
+    }
+    tracing::info!(batch = config.batch, "audit writer running");
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = batches.next_batch(config.linger) => next,
+        };
+        match next {
+            None => {
+                tracing::warn!("audit consumer ended; reopening");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                batches = queue.consumer(config.batch).await?;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "audit consumer error");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Some(Ok(deliveries)) => {
+                if !write_until_committed(&pool, &deliveries, &shutdown).await {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a batch, retrying until it commits; `false` if shutdown came first (the batch is
+/// then redelivered to a writer later).
+async fn write_until_committed(
+    pool: &PgPool,
+    deliveries: &[AuditDelivery],
+    shutdown: &CancellationToken,
+) -> bool {
+    let records: Vec<_> = deliveries
+        .iter()
+        .filter_map(|d| d.record.as_ref())
+        .collect();
+    let mut backoff = Duration::from_millis(100);
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        let started = std::time::Instant::now();
+        match sn1_contracts::store::audit::insert_batch(pool, &records).await {
+            Ok(new) => {
+                metrics::histogram!("sn1_audit_insert_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("sn1_audit_records_written_total").increment(new);
+                if let Some(since) = failing_since {
+                    tracing::info!(
+                        outage_s = since.elapsed().as_secs_f64(),
+                        "audit writer reached Postgres again"
+                    );
+                }
+                for d in deliveries {
+                    if let Err(e) = d.ack().await {
+                        // The insert is idempotent: a redelivery is harmless.
+                        tracing::warn!(error = %e, "could not ack an audit record");
+                    }
+                }
+                return true;
+            }
+            Err(e) => {
+                metrics::counter!("sn1_audit_insert_failures_total").increment(1);
+                if failing_since.is_none() {
+                    tracing::warn!(error = %e, records = records.len(), "audit insert failed; retrying");
+                    failing_since = Some(std::time::Instant::now());
+                }
+                for d in deliveries {
+                    let _ = d.in_progress().await;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn prune_loop(pool: PgPool, retention: Duration, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let before = chrono::Utc::now() - retention;
+        match sn1_contracts::store::audit::prune_content(&pool, before).await {
+            Ok(n) if n > 0 => tracing::info!(pruned = n, "audit content past retention pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit retention job failed"),
+        }
+    }
+}
