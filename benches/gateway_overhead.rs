@@ -232,7 +232,7 @@ async fn main() {
         "api",
         &["api"],
         &[
-            ("NATS_URL", nats),
+            ("NATS_URL", nats.clone()),
             ("NATS_PREFIX", prefix),
             ("PORT", port.to_string()),
             ("HOST", "127.0.0.1".into()),
@@ -345,4 +345,82 @@ async fn main() {
             );
         }
     }
+    disconnect_to_close(&nats, logs.path(), if benching { 20 } else { 2 }).await;
+}
+
+/// How long after a client disconnects the miners' connections are closed: in-process
+/// simulated miners (so their side is observable) streaming slowly, api and worker as
+/// processes.
+async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
+    use sn1_simnet::fleet::Fleet;
+    use sn1_simnet::miner::{SimMinerConfig, sim_hotkey};
+    let configs = (0..3)
+        .map(|uid| {
+            let mut c = SimMinerConfig::new(uid, sim_hotkey(uid).expect("key"));
+            c.reply.text = Some("word ".repeat(2000));
+            c.reply.chunk_chars = 5;
+            c.reply.chunk_delay = Duration::from_millis(20);
+            c
+        })
+        .collect();
+    let fleet = Fleet::start_with(configs).await.expect("fleet");
+    let mg = logs.join("mg-disconnect.json");
+    fleet.metagraph().save_atomically(&mg).expect("metagraph");
+    let prefix = format!("benchd{:08x}", rand::random::<u32>());
+    let ops = free_port();
+    let _worker = spawn(
+        "worker-disconnect",
+        &["worker", "--wallet.ephemeral"],
+        &[
+            ("NATS_URL", nats.to_string()),
+            ("NATS_PREFIX", prefix.clone()),
+            ("OPS_PORT", ops.to_string()),
+            ("METAGRAPH_FILE", mg.display().to_string()),
+        ],
+        logs,
+    );
+    let port = free_port();
+    let _api = spawn(
+        "api-disconnect",
+        &["api"],
+        &[
+            ("NATS_URL", nats.to_string()),
+            ("NATS_PREFIX", prefix),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", "k".into()),
+        ],
+        logs,
+    );
+    wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
+    wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let client = reqwest::Client::new();
+    let open = || fleet.miners().iter().map(|m| m.open_streams()).sum::<usize>();
+    let mut closes = Vec::new();
+    for _ in 0..trials {
+        let body = json!({"k": 3, "prefer": "longest", "timeout": 60, "roles": ["user"], "messages": ["go"]});
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/chat"))
+            .header("api_key", "k")
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        while open() < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let dropped = Instant::now();
+        drop(response);
+        while open() > 0 {
+            assert!(dropped.elapsed() < Duration::from_secs(10), "miner streams never closed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        closes.push(dropped.elapsed());
+    }
+    closes.sort();
+    println!(
+        "client disconnect → all 3 miner connections closed: p50 {:.1} ms, max {:.1} ms over {trials} trials",
+        ms(percentile(&closes, 0.5)),
+        ms(*closes.last().expect("trials"))
+    );
 }

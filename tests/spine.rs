@@ -83,6 +83,46 @@ async fn the_seed_curl_streams_a_full_answer_through_simnet_worker_and_api() {
     let (text, uid) = check_stream_events(&out.events);
     assert_eq!((text.as_str(), uid), ("one two three", -1));
     assert_eq!(out.events.len(), 4);
+
+    // The same objects as SSE with `Accept: text/event-stream`.
+    let response = reqwest::Client::new()
+        .post(stack.api(0, "/chat"))
+        .header("api_key", &stack.key)
+        .header("accept", "text/event-stream")
+        .json(&seed_request())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = response.text().await.unwrap();
+    let events: Vec<serde_json::Value> = body
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty() && !e.starts_with(':'))
+        .map(|e| {
+            let data = e.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data event: {e:?}"));
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    let (text, _) = check_stream_events(&events);
+    assert!(text.contains("Tell me a happy story"), "{text}");
+
+    // `"stream": false`: the seed's final JSON, encoded once.
+    let mut body = seed_request();
+    body["stream"] = json!(false);
+    let r = reqwest::Client::new()
+        .post(stack.api(0, "/chat"))
+        .header("api_key", &stack.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let chunks: Vec<&str> = v["streamed_chunks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(v["completion"].as_str().unwrap(), chunks.concat());
+    assert_eq!(v["streamed_chunks_timings"].as_array().unwrap().len(), chunks.len());
+    assert!(v["uid"].as_i64().unwrap() >= 0 && v["timing"].as_f64().unwrap() > 0.0);
     drop(simnet);
 }
 

@@ -53,3 +53,38 @@ pub fn attach_parent(span: &tracing::Span, headers: Option<&HeaderMap>) {
 pub fn traceparent(headers: &HeaderMap) -> Option<String> {
     headers.get("traceparent").map(|v| v.as_str().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn traceparent_travels_through_headers() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let api_span = tracing::info_span!("request");
+            let mut headers = HeaderMap::new();
+            inject(&api_span, &mut headers);
+            let value = traceparent(&headers).expect("a traceparent header");
+            let parts: Vec<&str> = value.split('-').collect();
+            assert_eq!(parts.len(), 4, "{value}");
+            assert_eq!((parts[0], parts[1].len(), parts[2].len()), ("00", 32, 16));
+            let sent = api_span.context().span().span_context().trace_id();
+            assert_eq!(parts[1], sent.to_string());
+
+            // The worker's span continues the api's trace.
+            let worker_span = tracing::info_span!("job");
+            attach_parent(&worker_span, Some(&headers));
+            let received = worker_span.context().span().span_context().trace_id();
+            assert_eq!(received, sent);
+            // No headers: a new trace.
+            let lonely = tracing::info_span!("job");
+            attach_parent(&lonely, None);
+            assert_ne!(lonely.context().span().span_context().trace_id(), sent);
+        });
+    }
+}
