@@ -395,7 +395,13 @@ async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
     wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
     wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
     let client = reqwest::Client::new();
-    let open = || fleet.miners().iter().map(|m| m.open_streams()).sum::<usize>();
+    let open = || {
+        fleet
+            .miners()
+            .iter()
+            .map(|m| m.open_streams())
+            .sum::<usize>()
+    };
     let mut closes = Vec::new();
     for _ in 0..trials {
         let body = json!({"k": 3, "prefer": "longest", "timeout": 60, "roles": ["user"], "messages": ["go"]});
@@ -412,7 +418,10 @@ async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
         let dropped = Instant::now();
         drop(response);
         while open() > 0 {
-            assert!(dropped.elapsed() < Duration::from_secs(10), "miner streams never closed");
+            assert!(
+                dropped.elapsed() < Duration::from_secs(10),
+                "miner streams never closed"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         closes.push(dropped.elapsed());

@@ -23,11 +23,11 @@ enum Command {
     /// Pulls jobs, fans out to miners, streams answers back.
     Worker(cmd::worker::WorkerArgs),
     /// Reads the metagraph from Subtensor into Postgres.
-    MetagraphSyncer(cmd::pending::PendingArgs),
+    MetagraphSyncer(cmd::syncer::SyncerArgs),
     /// Applies the database migrations.
     Migrate(cmd::migrate::MigrateArgs),
-    /// Everything in one process (in-process queue, SQLite).
-    Standalone(cmd::pending::PendingArgs),
+    /// Everything in one process (in-process queue, SQLite); `--simnet` adds a simulated subnet.
+    Standalone(cmd::standalone::StandaloneArgs),
     /// A simulated subnet: N simulated miners on loopback and the metagraph file listing them.
     Simnet(cmd::simnet::SimnetArgs),
     /// Query one axon directly and print its streamed answer (for debugging a miner).
@@ -52,9 +52,18 @@ fn main() -> ExitCode {
             Some(Command::Worker(args)) => cmd::worker::run(args).await,
             Some(Command::Simnet(args)) => cmd::simnet::run(args).await,
             Some(Command::Dendrite(args)) => dendrite_cmd::run(args).await,
-            Some(Command::MetagraphSyncer(_)) => cmd::pending::run("metagraph-syncer", "#4"),
+            Some(Command::MetagraphSyncer(args)) => cmd::syncer::run(args).await,
             Some(Command::Migrate(args)) => cmd::migrate::run(args).await,
-            Some(Command::Standalone(_)) | None => cmd::pending::run("standalone", "#6"),
+            Some(Command::Standalone(args)) => cmd::standalone::run(args).await,
+            None => {
+                let Cli {
+                    command: Some(Command::Standalone(args)),
+                } = Cli::parse_from(["sn1-gateway", "standalone", "--simnet"])
+                else {
+                    unreachable!("parsing a fixed command line")
+                };
+                cmd::standalone::run(args).await
+            }
         }
     });
     match result {

@@ -1,5 +1,7 @@
-//! The distributed path end to end: real `sn1-gateway api` and `worker` processes over the real
-//! NATS JetStream on this machine, simulated miners speaking the real axon protocol.
+//! The API suite, end to end with real processes: each test runs against the distributed path
+//! (`sn1-gateway api` and `worker` over the real NATS JetStream on this machine) and against
+//! `sn1-gateway standalone` (in-process queue, SQLite) — one suite, two backends, so the seams
+//! cannot drift apart. Simulated miners speak the real axon protocol over real sockets.
 
 mod common;
 
@@ -26,12 +28,35 @@ async fn fleet_of(n: u16, tweak: impl Fn(&mut SimMinerConfig)) -> Fleet {
     Fleet::start_with(configs).await.unwrap()
 }
 
+/// Runs an API test against both backends.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn distributed() {
+                super::$name(super::Backend::Distributed).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn standalone() {
+                super::$name(super::Backend::Standalone).await
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    the_seed_curl_streams_a_full_answer,
+    k_and_exclude_are_respected,
+    auth_and_validation_errors,
+    a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_errors,
+    client_disconnect_closes_the_miner_connections,
+);
+
 fn total_calls(fleet: &Fleet) -> usize {
     fleet.miners().iter().map(|m| m.calls().len()).sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_curl_streams_a_full_answer_through_simnet_worker_and_api() {
+async fn the_seed_curl_streams_a_full_answer(backend: Backend) {
     // Every role as its own process, as the README says (simnet included).
     let dir = tempfile::tempdir().unwrap();
     let mg = dir.path().join("mg.json");
@@ -57,7 +82,7 @@ async fn the_seed_curl_streams_a_full_answer_through_simnet_worker_and_api() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stack = Stack::start("seed", &mg, 1, 1, &[]).await;
+    let stack = Stack::start_on(backend, "seed", &mg, &[]).await;
     let out = post_ndjson(&stack.api(0, "/chat/"), &stack.key, &seed_request()).await;
     assert_eq!(out.status, 200, "{}", stack.logs());
     assert_eq!(out.content_type, "application/x-ndjson");
@@ -100,7 +125,9 @@ async fn the_seed_curl_streams_a_full_answer_through_simnet_worker_and_api() {
         .split("\n\n")
         .filter(|e| !e.trim().is_empty() && !e.starts_with(':'))
         .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data event: {e:?}"));
+            let data = e
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not an SSE data event: {e:?}"));
             serde_json::from_str(data).unwrap()
         })
         .collect();
@@ -119,19 +146,26 @@ async fn the_seed_curl_streams_a_full_answer_through_simnet_worker_and_api() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
-    let chunks: Vec<&str> = v["streamed_chunks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let chunks: Vec<&str> = v["streamed_chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert_eq!(v["completion"].as_str().unwrap(), chunks.concat());
-    assert_eq!(v["streamed_chunks_timings"].as_array().unwrap().len(), chunks.len());
+    assert_eq!(
+        v["streamed_chunks_timings"].as_array().unwrap().len(),
+        chunks.len()
+    );
     assert!(v["uid"].as_i64().unwrap() >= 0 && v["timing"].as_f64().unwrap() > 0.0);
     drop(simnet);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn k_and_exclude_are_respected() {
+async fn k_and_exclude_are_respected(backend: Backend) {
     let fleet = fleet_of(6, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
-    let stack = Stack::start("kex", &mg, 1, 1, &[]).await;
+    let stack = Stack::start_on(backend, "kex", &mg, &[]).await;
     let excluded_hotkey = fleet.miner(4).unwrap().hotkey_ss58().to_string();
     for _ in 0..3 {
         let body = json!({"k": 2, "prefer": "longest", "exclude": [1, excluded_hotkey], "roles": ["user"], "messages": ["hi"]});
@@ -162,12 +196,11 @@ async fn k_and_exclude_are_respected() {
     assert_eq!(out.events[0]["error"]["type"], "unprocessable");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_and_validation_errors() {
+async fn auth_and_validation_errors(backend: Backend) {
     let fleet = fleet_of(1, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
-    let stack = Stack::start("auth", &mg, 1, 1, &[]).await;
+    let stack = Stack::start_on(backend, "auth", &mg, &[]).await;
     let client = reqwest::Client::new();
     let url = stack.api(0, "/chat");
     // Missing and wrong key: 401 before the body is even looked at.
@@ -268,8 +301,9 @@ async fn auth_and_validation_errors() {
     assert_eq!(r.status(), 413);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_errors() {
+async fn a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_errors(
+    backend: Backend,
+) {
     let fleet = fleet_of(2, |c| {
         if c.uid == 0 {
             c.misbehaviour = Some(Misbehaviour::StallAfter { chunks: 0 });
@@ -280,7 +314,7 @@ async fn a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_erro
     .await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
-    let stack = Stack::start("stall", &mg, 1, 1, &[]).await;
+    let stack = Stack::start_on(backend, "stall", &mg, &[]).await;
     let body = json!({"k": 2, "timeout": 10, "roles": ["user"], "messages": ["hello"]});
     let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
     assert_eq!(out.status, 200);
@@ -307,8 +341,7 @@ async fn a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_erro
     assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_disconnect_closes_the_miner_connections() {
+async fn client_disconnect_closes_the_miner_connections(backend: Backend) {
     let fleet = fleet_of(3, |c| {
         c.reply.text = Some("word ".repeat(400));
         c.reply.chunk_chars = 5;
@@ -317,7 +350,7 @@ async fn client_disconnect_closes_the_miner_connections() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
-    let stack = Stack::start("disc", &mg, 1, 1, &[]).await;
+    let stack = Stack::start_on(backend, "disc", &mg, &[]).await;
     let body = json!({"k": 3, "prefer": "longest", "timeout": 60, "roles": ["user"], "messages": ["tell me"]});
     let response = reqwest::Client::new()
         .post(stack.api(0, "/chat"))

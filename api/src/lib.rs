@@ -16,7 +16,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use request::RequestLimits;
-use sn1_contracts::bus::NatsBus;
+use sn1_contracts::bus::Bus;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -57,7 +57,7 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     /// The job queue / event bus.
-    pub bus: NatsBus,
+    pub bus: Bus,
     /// Who may call.
     pub auth: Auth,
     /// Settings.
@@ -70,7 +70,7 @@ pub struct AppState {
 
 impl AppState {
     /// State for `bus`, `auth` and `config`.
-    pub fn new(bus: NatsBus, auth: Auth, config: ApiConfig) -> Self {
+    pub fn new(bus: Bus, auth: Auth, config: ApiConfig) -> Self {
         AppState {
             bus,
             auth,

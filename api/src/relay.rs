@@ -4,7 +4,7 @@
 //! worker stops the fan-out.
 
 use crate::events::{StreamChunk, StreamError, now_rfc3339};
-use sn1_contracts::bus::{NatsBus, nats::EventStream};
+use sn1_contracts::bus::{Bus, EventStream};
 use sn1_contracts::event::{ErrorKind, WorkerEvent};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
@@ -41,7 +41,7 @@ pub struct RelayTimings {
 /// The state of one relay. Dropping it before the end (the client went away) sends a cancel.
 pub struct Relay {
     events: EventStream,
-    bus: NatsBus,
+    bus: Bus,
     request_id: String,
     started: Instant,
     deadline: tokio::time::Instant,
@@ -61,7 +61,7 @@ impl Relay {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         events: EventStream,
-        bus: NatsBus,
+        bus: Bus,
         request_id: String,
         worker: String,
         started: Instant,

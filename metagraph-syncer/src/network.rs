@@ -54,9 +54,7 @@ pub fn redact_url(url: &str) -> String {
 /// Parses an age: `90s`, `30m`, `12h`, `7d`, `2w` or a number of seconds.
 pub fn parse_age(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .trim()
@@ -68,7 +66,11 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         "d" => 86_400.0,
         "w" => 604_800.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use s, m, h, d or w)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+            ));
+        }
     };
     let secs = value * unit_secs;
     if !(secs.is_finite() && secs >= 0.0 && secs < 1e12) {
@@ -91,7 +93,11 @@ mod tests {
             "ws://127.0.0.1:1234"
         );
         assert!(resolve_network("wss://lite.sub.latent.to:443").is_ok());
-        assert!(resolve_network("http://x").unwrap_err().contains("not finney"));
+        assert!(
+            resolve_network("http://x")
+                .unwrap_err()
+                .contains("not finney")
+        );
         assert!(resolve_network("ws://").unwrap_err().contains("no host"));
     }
 

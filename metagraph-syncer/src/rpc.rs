@@ -60,9 +60,7 @@ pub struct ChainClient {
 }
 
 fn is_hash(text: &str) -> bool {
-    text.len() == 66
-        && text.starts_with("0x")
-        && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    text.len() == 66 && text.starts_with("0x") && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl ChainClient {
@@ -109,9 +107,7 @@ impl ChainClient {
 
     /// The finalized head: `chain_getFinalizedHead`, then `chain_getHeader` for its number.
     pub async fn finalized_head(&self) -> Result<BlockRef, RpcError> {
-        let hash: String = self
-            .call("chain_getFinalizedHead", rpc_params![])
-            .await?;
+        let hash: String = self.call("chain_getFinalizedHead", rpc_params![]).await?;
         if !is_hash(&hash) {
             return Err(RpcError::BadAnswer {
                 method: "chain_getFinalizedHead",

@@ -74,11 +74,12 @@ pub fn decode_snapshot(
     state_bytes: &[u8],
 ) -> Result<ChainSnapshot, SnapshotError> {
     let started = Instant::now();
-    let neurons = decode_neurons_lite_any(neurons_bytes).map_err(|source| SnapshotError::Decode {
-        what: NEURONS_LITE,
-        block,
-        source,
-    })?;
+    let neurons =
+        decode_neurons_lite_any(neurons_bytes).map_err(|source| SnapshotError::Decode {
+            what: NEURONS_LITE,
+            block,
+            source,
+        })?;
     let state = decode_subnet_state(state_bytes).map_err(|source| SnapshotError::Decode {
         what: SUBNET_STATE,
         block,
@@ -107,10 +108,7 @@ pub fn decode_snapshot(
     if let Some(s) = &state
         && s.netuid != netuid
     {
-        return Err(invalid(format!(
-            "subnet state is for netuid {}",
-            s.netuid
-        )));
+        return Err(invalid(format!("subnet state is for netuid {}", s.netuid)));
     }
     if state.is_none() {
         tracing::warn!(

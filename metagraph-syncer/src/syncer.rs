@@ -179,7 +179,10 @@ pub struct Syncer {
 impl Syncer {
     /// Connects to Postgres and checks that the schema is migrated (fails clearly if not).
     /// Without `notifier`, snapshots are stored but nobody is told (warned once).
-    pub async fn new(config: SyncerConfig, notifier: Option<Notifier>) -> Result<Syncer, SyncError> {
+    pub async fn new(
+        config: SyncerConfig,
+        notifier: Option<Notifier>,
+    ) -> Result<Syncer, SyncError> {
         let pool = pg::connect(&config.database_url, 4).await?;
         pg::check_migrations(&pool).await?;
         if notifier.is_none() {
@@ -342,11 +345,14 @@ impl Syncer {
         let mut standby_logged = false;
         while !shutdown.is_cancelled() {
             let mut held = match lock.take() {
-                Some(mut l) if l.is_alive().await => l,
-                Some(_) => {
-                    tracing::warn!(netuid, "lost the lock connection; trying again");
-                    self.status.set_leader(false);
-                    continue;
+                Some(mut l) => {
+                    if l.is_alive().await {
+                        l
+                    } else {
+                        tracing::warn!(netuid, "lost the lock connection; trying again");
+                        self.status.set_leader(false);
+                        continue;
+                    }
                 }
                 None => match SyncLock::try_acquire(&self.config.database_url, netuid).await {
                     Ok(Some(l)) => {

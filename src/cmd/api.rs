@@ -4,7 +4,7 @@ use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use secrecy::SecretString;
 use sn1_api::auth::Auth;
 use sn1_api::{ApiConfig, AppState};
-use sn1_contracts::bus::{NatsBus, QueueConfig};
+use sn1_contracts::bus::{Bus, NatsBus, QueueConfig};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     };
     config.limits.max_k = args.max_k;
     config.limits.max_timeout_secs = args.max_timeout;
-    let state = AppState::new(bus, auth, config);
+    let state = AppState::new(Bus::Nats(bus), auth, config);
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod common;
 pub mod migrate;
-pub mod pending;
 pub mod simnet;
+pub mod standalone;
+pub mod syncer;
 pub mod worker;

@@ -1,8 +1,12 @@
 //! `sn1-gateway simnet`: N simulated miners on loopback, with varied latencies and a few
-//! misbehaving, and the metagraph file that lists them (written atomically once all listen).
+//! misbehaving; a fake Subtensor node (JSON-RPC, WebSocket and HTTP) serving their metagraph to
+//! the metagraph syncer; and, optionally, the metagraph file that lists them (written
+//! atomically once all listen).
 
 use super::common::{self, LogArgs};
+use sn1_simnet::chain::{FakeChain, Head};
 use sn1_simnet::fleet::{Fleet, FleetConfig};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,9 +20,23 @@ pub struct SimnetArgs {
     /// How many of them misbehave (stall, refuse, error, empty, reset, error body as text).
     #[arg(long, env = "SIMNET_MISBEHAVING", default_value_t = 2)]
     pub misbehaving: u16,
-    /// Where to write the metagraph file listing the miners.
+    /// Where to write the metagraph file listing the miners (optional: workers can read the
+    /// metagraph from Postgres, filled by the syncer from the fake chain).
     #[arg(long = "metagraph-out", env = "METAGRAPH_FILE")]
-    pub metagraph_out: PathBuf,
+    pub metagraph_out: Option<PathBuf>,
+    /// Port of the fake Subtensor node (ws://HOST:PORT; 0 = chosen by the OS, printed).
+    #[arg(long = "chain-port", env = "SIMNET_CHAIN_PORT", default_value_t = 9944)]
+    pub chain_port: u16,
+    /// Time per block of the fake chain (blocks are numbered from the Unix epoch).
+    #[arg(long = "block-time", env = "SIMNET_BLOCK_TIME", default_value = "12s", value_parser = common::parse_duration)]
+    pub block_time: Duration,
+    /// Netuid the fake chain lists the miners under.
+    #[arg(long, env = "NETUID", default_value_t = 1)]
+    pub netuid: u16,
+    /// Serve the recorded finney answers in this directory (shared/protocol/fixtures: block
+    /// 6852690, netuids 1 and 23) instead of the simulated miners' metagraph.
+    #[arg(long = "chain-fixtures", env = "SIMNET_CHAIN_FIXTURES")]
+    pub chain_fixtures: Option<PathBuf>,
     /// Address the miners listen on.
     #[arg(long, env = "SIMNET_HOST", default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
@@ -67,14 +85,40 @@ pub async fn run(args: SimnetArgs) -> anyhow::Result<ExitCode> {
         chunk_gap: Duration::from_millis(args.chunk_gap_ms),
     })
     .await?;
-    fleet.metagraph().save_atomically(&args.metagraph_out)?;
+    let mut metagraph = fleet.metagraph().clone();
+    metagraph.netuid = args.netuid;
+    let chain = match &args.chain_fixtures {
+        Some(dir) => FakeChain::from_fixture_dir(dir)?,
+        None => FakeChain::from_metagraph(&metagraph, Head::clock(args.block_time))?,
+    };
+    let server = chain
+        .start(SocketAddr::new(args.host, args.chain_port))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot serve the fake chain on port {}: {e}",
+                args.chain_port
+            )
+        })?;
+    if let Some(path) = &args.metagraph_out {
+        metagraph.save_atomically(path)?;
+    }
     tracing::info!(
         miners = args.miners,
         misbehaving = args.misbehaving,
-        metagraph = %args.metagraph_out.display(),
+        chain = %server.ws_url(),
+        netuid = args.netuid,
+        metagraph = ?args.metagraph_out,
         "simulated subnet up"
     );
+    eprintln!(
+        "fake chain: {} (sn1-gateway metagraph-syncer --subtensor.network {} --netuid {})",
+        server.ws_url(),
+        server.ws_url(),
+        args.netuid
+    );
     common::shutdown_token().cancelled().await;
+    server.stop();
     drop(fleet);
     telemetry.shutdown();
     Ok(ExitCode::SUCCESS)

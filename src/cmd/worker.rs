@@ -6,8 +6,8 @@ use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol};
 use sn1_bittensor::synapse::SynapseShape;
 use sn1_contracts::audit::ContentPolicy;
 use sn1_contracts::bus::audit::{AuditQueue, AuditQueueConfig};
-use sn1_contracts::bus::{NatsBus, QueueConfig};
-use sn1_worker::audit::{AuditSettings, WriterConfig, run_writer};
+use sn1_contracts::bus::{Bus, NatsBus, QueueConfig};
+use sn1_worker::audit::{AuditSettings, AuditSink, WriterConfig, run_writer};
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use sn1_worker::selection::SelectionPolicy;
@@ -56,7 +56,7 @@ pub struct WorkerArgs {
     /// Subnet id.
     #[arg(long, env = "NETUID", default_value_t = 1)]
     pub netuid: u16,
-    /// Static metagraph file (JSON) to pick miners from.
+    /// Static metagraph file (JSON) to pick miners from; overrides the Postgres snapshots.
     #[arg(long = "metagraph-file", env = "METAGRAPH_FILE")]
     pub metagraph_file: Option<PathBuf>,
     /// Postgres URL. When set, every request is audited (records go through the JetStream
@@ -134,10 +134,12 @@ impl WorkerArgs {
     fn problems(&self) -> Vec<String> {
         let mut out = self.nats.problems();
         match &self.metagraph_file {
-            None => out.push(
-                "METAGRAPH_FILE / --metagraph-file is required until the metagraph syncer lands (issue #4)"
+            None if self.database_url.is_none() => out.push(
+                "DATABASE_URL (metagraph snapshots written by the metagraph syncer) or \
+                 METAGRAPH_FILE / --metagraph-file is required"
                     .into(),
             ),
+            None => {}
             Some(p) if !p.is_file() => out.push(format!(
                 "METAGRAPH_FILE ({}) does not exist or is not a file",
                 p.display()
@@ -165,8 +167,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if args.database_url.is_none() {
         tracing::warn!("DATABASE_URL not set: audit log off");
     }
-    let path = args.metagraph_file.clone().unwrap_or_default();
-    let directory = Directory::from_file(&path)?;
+    let directory = match (&args.metagraph_file, &args.database_url) {
+        (Some(path), _) => Directory::from_file(path)?,
+        (None, Some(url)) => Directory::from_store(url, args.netuid).await?,
+        (None, None) => Directory::default(),
+    };
     tracing::info!(
         hotkey = %hotkey.ss58(),
         neurons = directory.snapshot().neurons.len(),
@@ -200,11 +205,20 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         drain_timeout: args.drain_timeout,
     };
     let shutdown = common::shutdown_token();
+    if args.metagraph_file.is_none() {
+        // Snapshots from the store: reload on <prefix>.metagraph.updated and every 30 s.
+        let (dir, stop) = (directory.clone(), shutdown.clone());
+        let updates = Directory::nats_updates(&bus).await;
+        tokio::spawn(async move {
+            dir.follow_updates(updates, Duration::from_secs(30), stop)
+                .await
+        });
+    }
     if args.ops_port != 0 {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.ops_port))
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on OPS_PORT {}: {e}", args.ops_port))?;
-        let (bus, dir, stop) = (bus.clone(), directory.clone(), shutdown.clone());
+        let (bus, dir, stop) = (Bus::Nats(bus.clone()), directory.clone(), shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = sn1_worker::ops::serve(listener, bus, dir, stop).await {
                 tracing::warn!(error = %e, "ops server stopped");
@@ -216,7 +230,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         directory,
         config,
     };
-    let mut worker = Worker::new(bus.clone(), runner);
+    let mut worker = Worker::new(Bus::Nats(bus.clone()), runner);
     let mut writer = None;
     if let Some(url) = &args.database_url {
         let pool = sn1_contracts::store::connect(url, 8).await?;
@@ -232,7 +246,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             max_text_bytes: args.audit_max_text_bytes,
             netuid: args.netuid,
         };
-        worker = worker.with_audit(queue.clone(), settings);
+        worker = worker.with_audit(AuditSink::JetStream(queue.clone()), settings);
         let config = WriterConfig {
             batch: args.audit_batch.max(1),
             retention: args.audit_retention,

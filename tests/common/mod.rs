@@ -114,7 +114,59 @@ pub struct Stack {
     pub key: String,
 }
 
+/// Which way the gateway runs: the API suite runs against both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// api and worker processes over NATS JetStream.
+    Distributed,
+    /// One `sn1-gateway standalone` process (in-process queue, SQLite).
+    Standalone,
+}
+
 impl Stack {
+    /// One api and one worker (distributed), or one standalone process, over `metagraph`.
+    pub async fn start_on(
+        backend: Backend,
+        tag: &str,
+        metagraph: &Path,
+        worker_env: &[(&str, String)],
+    ) -> Stack {
+        match backend {
+            Backend::Distributed => Stack::start(tag, metagraph, 1, 1, worker_env).await,
+            Backend::Standalone => Stack::standalone(tag, metagraph).await,
+        }
+    }
+
+    /// One `sn1-gateway standalone` process over `metagraph`, as the README runs it.
+    pub async fn standalone(tag: &str, metagraph: &Path) -> Stack {
+        let prefix = unique_prefix(tag);
+        let key = format!("key-{prefix}");
+        let port = free_port();
+        let data = log_dir().join(format!("{prefix}-data"));
+        let env = vec![
+            ("PORT", port.to_string()),
+            ("EXPECTED_ACCESS_KEY", key.clone()),
+            ("METAGRAPH_FILE", metagraph.display().to_string()),
+            ("DATA_DIR", data.display().to_string()),
+            ("BT_WALLET_PATH", wallets().display().to_string()),
+            ("BT_WALLET_NAME", "sn1-validator".into()),
+            ("BT_WALLET_HOTKEY", "default".into()),
+        ];
+        let proc = Proc::start(&format!("{prefix}-standalone"), &["standalone"], &env);
+        wait_ok(
+            &format!("http://127.0.0.1:{port}/readyz"),
+            Duration::from_secs(30),
+        )
+        .await;
+        Stack {
+            prefix,
+            api_ports: vec![port],
+            worker_ops_ports: Vec::new(),
+            procs: vec![proc],
+            key,
+        }
+    }
+
     /// Starts `apis` api processes and `workers` workers over the metagraph file `metagraph`.
     pub async fn start(
         tag: &str,

@@ -13,6 +13,61 @@ use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Where audit records go.
+#[derive(Clone)]
+pub enum AuditSink {
+    /// The JetStream audit stream, drained into Postgres by the audit writers.
+    JetStream(AuditQueue),
+    /// Standalone mode: straight to the in-process SQLite writer (bounded channel).
+    Local(tokio::sync::mpsc::Sender<CompletionRecord>),
+}
+
+impl AuditSink {
+    /// Hands over one record; for JetStream, returns once the broker has stored it.
+    pub async fn publish(&self, record: &CompletionRecord) -> Result<(), String> {
+        match self {
+            AuditSink::JetStream(queue) => queue.publish(record).await.map_err(|e| e.to_string()),
+            AuditSink::Local(tx) => tx
+                .send(record.clone())
+                .await
+                .map_err(|_| "the audit writer has stopped".to_string()),
+        }
+    }
+}
+
+/// Standalone mode's writer: batches records from the channel into SQLite. Returns when the
+/// channel closes (every sender dropped), after writing what it holds.
+pub async fn run_sqlite_writer(
+    mut rx: tokio::sync::mpsc::Receiver<CompletionRecord>,
+    pool: sqlx::SqlitePool,
+    batch: usize,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut records = vec![first];
+        while records.len() < batch {
+            match rx.try_recv() {
+                Ok(r) => records.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match sn1_contracts::store::sqlite::insert_batch(&pool, &records).await {
+                Ok(new) => {
+                    metrics::counter!("sn1_audit_records_written_total").increment(new);
+                    break;
+                }
+                Err(e) => {
+                    metrics::counter!("sn1_audit_insert_failures_total").increment(1);
+                    tracing::warn!(error = %e, "audit insert into SQLite failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
 /// How records are built.
 #[derive(Clone, Debug)]
 pub struct AuditSettings {

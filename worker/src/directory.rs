@@ -1,16 +1,50 @@
-//! The metagraph the worker picks miners from. Today it is read from a static file
-//! (`--metagraph-file`); the syncer's Postgres snapshots plug in here later. Readers take a
-//! cheap snapshot (`Arc`) so a reload never blocks a job.
+//! The metagraph the worker picks miners from: the newest Postgres snapshot of its netuid
+//! (written by the metagraph syncer, reloaded on `<prefix>.metagraph.updated` and by a periodic
+//! check), or a static file (`--metagraph-file`, which overrides the store), or a fixed value
+//! (tests, simnet). Readers take a cheap snapshot (`Arc`) so a reload never blocks a job, and a
+//! failed reload keeps the current metagraph.
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sn1_contracts::bus::NatsBus;
 use sn1_contracts::metagraph::{Metagraph, MetagraphFileError};
+use sn1_contracts::store::StoreError;
+use sn1_contracts::store::metagraph::{MetagraphUpdated, SnapshotReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where the metagraph comes from.
+#[derive(Clone, Default)]
+enum Source {
+    #[default]
+    Fixed,
+    File(PathBuf),
+    Store {
+        reader: SnapshotReader,
+        /// Id of the loaded snapshot (0: none yet).
+        loaded: Arc<AtomicI64>,
+    },
+}
+
+/// Why the metagraph could not be (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The metagraph file.
+    #[error(transparent)]
+    File(#[from] MetagraphFileError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The current metagraph, swappable.
 #[derive(Clone, Default)]
 pub struct Directory {
     current: Arc<RwLock<Arc<Metagraph>>>,
-    file: Option<PathBuf>,
+    source: Source,
 }
 
 impl Directory {
@@ -18,7 +52,7 @@ impl Directory {
     pub fn fixed(metagraph: Metagraph) -> Self {
         Directory {
             current: Arc::new(RwLock::new(Arc::new(metagraph))),
-            file: None,
+            source: Source::Fixed,
         }
     }
 
@@ -27,18 +61,148 @@ impl Directory {
         let metagraph = Metagraph::load(path)?;
         Ok(Directory {
             current: Arc::new(RwLock::new(Arc::new(metagraph))),
-            file: Some(path.to_path_buf()),
+            source: Source::File(path.to_path_buf()),
         })
     }
 
-    /// Reads the file again (on a metagraph-updated notification or SIGHUP). Keeps the current
-    /// metagraph when the file is unreadable.
+    /// A directory backed by the syncer's snapshots of `netuid` in Postgres at `url`: checks the
+    /// schema (a clear error if `sn1-gateway migrate` has not run) and loads the newest
+    /// snapshot; with none yet it starts empty (not ready) and picks the first one up later.
+    pub async fn from_store(url: &str, netuid: u16) -> Result<Self, StoreError> {
+        let reader = SnapshotReader::connect(url, netuid).await?;
+        let directory = Directory {
+            current: Arc::new(RwLock::new(Arc::new(Metagraph {
+                netuid,
+                block: 0,
+                neurons: Vec::new(),
+            }))),
+            source: Source::Store {
+                reader,
+                loaded: Arc::default(),
+            },
+        };
+        if !directory.refresh().await.map_err(|e| match e {
+            DirectoryError::Store(e) => e,
+            DirectoryError::File(e) => StoreError::Connect(e.to_string()),
+        })? {
+            tracing::warn!(
+                netuid,
+                "no metagraph snapshot in the database yet; waiting for the metagraph syncer"
+            );
+        }
+        Ok(directory)
+    }
+
+    /// Reads the file again (file-backed directories only; others are unchanged). Keeps the
+    /// current metagraph when the file is unreadable.
     pub fn reload(&self) -> Result<(), MetagraphFileError> {
-        if let Some(path) = &self.file {
+        if let Source::File(path) = &self.source {
             let metagraph = Metagraph::load(path)?;
             self.replace(metagraph);
         }
         Ok(())
+    }
+
+    /// Brings the metagraph up to date with its source: the file is read again; from the store,
+    /// the newest snapshot is loaded when it is not the one held. Returns whether it changed.
+    pub async fn refresh(&self) -> Result<bool, DirectoryError> {
+        match &self.source {
+            Source::Fixed => Ok(false),
+            Source::File(_) => {
+                self.reload()?;
+                Ok(true)
+            }
+            Source::Store { reader, loaded } => {
+                let held = loaded.load(Ordering::SeqCst);
+                match reader.latest_id().await? {
+                    None => return Ok(false),
+                    Some(id) if id == held => return Ok(false),
+                    Some(_) => {}
+                }
+                let Some((info, metagraph)) = reader.latest().await? else {
+                    return Ok(false);
+                };
+                let age = (chrono::Utc::now() - info.taken_at).num_seconds();
+                tracing::info!(
+                    netuid = info.netuid,
+                    block = info.block,
+                    snapshot_id = info.id,
+                    neurons = metagraph.neurons.len(),
+                    age_seconds = age,
+                    "metagraph loaded from the store"
+                );
+                loaded.store(info.id, Ordering::SeqCst);
+                self.replace(metagraph);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The id of the loaded store snapshot (store-backed directories that loaded one).
+    pub fn snapshot_id(&self) -> Option<i64> {
+        match &self.source {
+            Source::Store { loaded, .. } => {
+                Some(loaded.load(Ordering::SeqCst)).filter(|id| *id > 0)
+            }
+            _ => None,
+        }
+    }
+
+    /// The `<prefix>.metagraph.updated` payloads on `bus` (a stream that never ends when the
+    /// subscription fails: the periodic check still runs).
+    pub async fn nats_updates(bus: &NatsBus) -> BoxStream<'static, Vec<u8>> {
+        let subject = bus.subjects().metagraph_updated();
+        match bus.client().subscribe(subject.clone()).await {
+            Ok(sub) => sub.map(|m| m.payload.to_vec()).boxed(),
+            Err(e) => {
+                tracing::warn!(error = %e, %subject, "cannot subscribe; polling the store only");
+                futures::stream::pending().boxed()
+            }
+        }
+    }
+
+    /// Keeps a store-backed directory current until `shutdown`: refreshes on every
+    /// [`MetagraphUpdated`] payload of `updates` for its netuid (see [`Directory::nats_updates`])
+    /// and every `poll` (in case a notification was missed). Returns at once for other
+    /// directories.
+    pub async fn follow_updates(
+        &self,
+        mut updates: BoxStream<'static, Vec<u8>>,
+        poll: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let Source::Store { reader, .. } = &self.source else {
+            return;
+        };
+        let netuid = reader.netuid();
+        let mut ticker = tokio::time::interval(poll.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+                payload = updates.next() => {
+                    let Some(payload) = payload else {
+                        updates = futures::stream::pending().boxed();
+                        continue;
+                    };
+                    match serde_json::from_slice::<MetagraphUpdated>(&payload) {
+                        Ok(u) if u.netuid == netuid => {
+                            tracing::debug!(block = u.block, snapshot_id = u.snapshot_id, "metagraph updated");
+                        }
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ignoring a malformed metagraph.updated message");
+                            continue;
+                        }
+                    }
+                }
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "cannot reload the metagraph; keeping the current one");
+            }
+        }
     }
 
     /// Installs a new metagraph.

@@ -15,8 +15,7 @@ pub mod selection;
 
 use job::{JobRunner, JobSummary};
 use sn1_bittensor::dendrite::MinerProtocol;
-use sn1_contracts::bus::audit::AuditQueue;
-use sn1_contracts::bus::{JobDelivery, NatsBus};
+use sn1_contracts::bus::{Bus, JobDelivery};
 use sn1_contracts::event::WorkerEvent;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,15 +52,15 @@ pub struct WorkerConfig {
 
 /// The NATS-connected worker.
 pub struct Worker {
-    bus: NatsBus,
+    bus: Bus,
     runner: JobRunner,
     inflight: Arc<Mutex<HashMap<String, CancellationToken>>>,
-    audit: Option<(AuditQueue, audit::AuditSettings)>,
+    audit: Option<(audit::AuditSink, audit::AuditSettings)>,
 }
 
 impl Worker {
     /// A worker on `bus` running jobs with `runner`.
-    pub fn new(bus: NatsBus, runner: JobRunner) -> Self {
+    pub fn new(bus: Bus, runner: JobRunner) -> Self {
         Worker {
             bus,
             runner,
@@ -70,9 +69,10 @@ impl Worker {
         }
     }
 
-    /// Publishes one audit record per job to `queue` (the durable path to Postgres).
-    pub fn with_audit(mut self, queue: AuditQueue, settings: audit::AuditSettings) -> Self {
-        self.audit = Some((queue, settings));
+    /// Sends one audit record per job to `sink` (JetStream on the way to Postgres, or the
+    /// standalone writer).
+    pub fn with_audit(mut self, sink: audit::AuditSink, settings: audit::AuditSettings) -> Self {
+        self.audit = Some((sink, settings));
         self
     }
 
@@ -99,7 +99,6 @@ impl Worker {
         tracing::info!(
             worker = %config.instance_id,
             concurrency = config.concurrency,
-            consumer = %self.bus.subjects().workers_consumer(),
             "worker pulling jobs"
         );
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));

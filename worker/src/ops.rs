@@ -8,19 +8,19 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
-use sn1_contracts::bus::NatsBus;
+use sn1_contracts::bus::Bus;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 struct OpsState {
-    bus: NatsBus,
+    bus: Bus,
     directory: Directory,
 }
 
 /// Serves the endpoints on `listener` until `shutdown` fires.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    bus: NatsBus,
+    bus: Bus,
     directory: Directory,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {

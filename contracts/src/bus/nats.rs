@@ -4,7 +4,7 @@
 //!
 //! Everything used here exists in NATS Server 2.9.
 
-use super::BusError;
+use super::{BusError, DeliveryHandle, JobDelivery};
 use crate::event::WorkerEvent;
 use crate::job::ChatJob;
 use crate::subjects::Subjects;
@@ -289,7 +289,7 @@ impl JobStream {
             Ok(job) => Some(Ok(JobDelivery {
                 job,
                 delivered,
-                msg,
+                handle: DeliveryHandle::Nats(Box::new(msg)),
             })),
             Err(e) => {
                 let _ = msg.ack_with(jetstream::AckKind::Term).await;
@@ -299,39 +299,10 @@ impl JobStream {
     }
 }
 
-/// A job handed to this worker, to be acked once handled.
-pub struct JobDelivery {
-    /// The job.
-    pub job: ChatJob,
-    /// 1 on first delivery, more on redelivery.
-    pub delivered: i64,
-    msg: jetstream::Message,
-}
-
-impl JobDelivery {
-    /// The message headers (trace context).
-    pub fn headers(&self) -> Option<&HeaderMap> {
-        self.msg.headers.as_ref()
-    }
-
-    /// Done with the job: the broker removes it.
-    pub async fn ack(&self) -> Result<(), BusError> {
-        self.msg.ack().await.map_err(unavailable)
-    }
-
-    /// Still working: resets the broker's redelivery timer.
-    pub async fn in_progress(&self) -> Result<(), BusError> {
-        self.msg
-            .ack_with(jetstream::AckKind::Progress)
-            .await
-            .map_err(unavailable)
-    }
-
-    /// Could not handle it now: redeliver (to any worker) after `delay`.
-    pub async fn nak(&self, delay: Duration) -> Result<(), BusError> {
-        self.msg
-            .ack_with(jetstream::AckKind::Nak(Some(delay)))
-            .await
-            .map_err(unavailable)
-    }
+/// Acks of a JetStream-delivered job.
+pub(super) async fn ack(
+    msg: &jetstream::Message,
+    kind: jetstream::AckKind,
+) -> Result<(), BusError> {
+    msg.ack_with(kind).await.map_err(unavailable)
 }

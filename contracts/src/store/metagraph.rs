@@ -437,6 +437,42 @@ pub async fn prune(
     Ok(deleted.rows_affected())
 }
 
+/// What a worker holds to read the newest snapshot of its netuid.
+#[derive(Clone, Debug)]
+pub struct SnapshotReader {
+    pool: PgPool,
+    netuid: u16,
+}
+
+impl SnapshotReader {
+    /// Connects to `url` and checks that the schema is migrated (a clear error if not).
+    pub async fn connect(url: &str, netuid: u16) -> Result<SnapshotReader, StoreError> {
+        let pool = super::connect(url, 2).await?;
+        super::check_migrations(&pool).await?;
+        Ok(SnapshotReader { pool, netuid })
+    }
+
+    /// The netuid read.
+    pub fn netuid(&self) -> u16 {
+        self.netuid
+    }
+
+    /// The id of the newest snapshot, if any (a cheap check before loading).
+    pub async fn latest_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT max(id) FROM metagraph_snapshots WHERE netuid = $1")
+                .bind(i32::from(self.netuid))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The newest snapshot as a [`Metagraph`].
+    pub async fn latest(&self) -> Result<Option<(SnapshotInfo, Metagraph)>, StoreError> {
+        latest_metagraph(&self.pool, self.netuid).await
+    }
+}
+
 /// The session-level advisory lock that makes the syncer of a netuid a single writer. It lives
 /// on its own connection: when that connection drops, Postgres releases the lock and another
 /// replica takes over. Writes go through [`SyncLock::connection`], so a writer that lost its

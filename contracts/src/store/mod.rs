@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod metagraph;
+pub mod sqlite;
 pub mod testing;
 
 use sqlx::migrate::Migrator;

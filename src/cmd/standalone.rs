@@ -1,0 +1,265 @@
+//! `sn1-gateway standalone`: api + worker + audit writer in one process, with an in-process
+//! queue in place of JetStream and SQLite (a file in the data directory) in place of Postgres —
+//! the same api and worker code above and below those two seams. With `--simnet` a simulated
+//! subnet runs in-process too, so it answers with no wallet and no network.
+
+use super::common::{self, LogArgs, parse_duration};
+use super::worker::ProtocolArg;
+use crate::wallet_args::WalletArgs;
+use secrecy::SecretString;
+use sn1_api::auth::Auth;
+use sn1_api::{ApiConfig, AppState};
+use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
+use sn1_contracts::audit::ContentPolicy;
+use sn1_contracts::bus::Bus;
+use sn1_contracts::bus::memory::MemoryBus;
+use sn1_simnet::fleet::{Fleet, FleetConfig};
+use sn1_worker::audit::{AuditSettings, AuditSink, run_sqlite_writer};
+use sn1_worker::directory::Directory;
+use sn1_worker::job::JobRunner;
+use sn1_worker::selection::SelectionPolicy;
+use sn1_worker::{Worker, WorkerConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Configuration of standalone mode.
+#[derive(clap::Args, Debug)]
+pub struct StandaloneArgs {
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 10000)]
+    pub port: u16,
+    /// Address to listen on (loopback by default: standalone is for one box).
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// The API key clients must send; with `--simnet` and no key, one is made up and printed.
+    #[arg(
+        long = "expected-access-key",
+        env = "EXPECTED_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub expected_access_key: Option<String>,
+    /// Run without authentication.
+    #[arg(long = "insecure-no-auth", env = "INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Run a simulated subnet in-process (no wallet, no network needed).
+    #[arg(long)]
+    pub simnet: bool,
+    /// Simulated miners.
+    #[arg(long = "simnet-miners", env = "SIMNET_MINERS", default_value_t = 8)]
+    pub simnet_miners: u16,
+    /// How many simulated miners misbehave.
+    #[arg(
+        long = "simnet-misbehaving",
+        env = "SIMNET_MISBEHAVING",
+        default_value_t = 2
+    )]
+    pub simnet_misbehaving: u16,
+    /// Directory of the SQLite audit database.
+    #[arg(long = "data-dir", env = "DATA_DIR", default_value = "sn1-data")]
+    pub data_dir: PathBuf,
+    /// Static metagraph file (JSON) to pick miners from (without `--simnet`).
+    #[arg(long = "metagraph-file", env = "METAGRAPH_FILE")]
+    pub metagraph_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+    /// How to talk to miners.
+    #[arg(
+        long = "miner-protocol",
+        env = "MINER_PROTOCOL",
+        value_enum,
+        default_value = "classic"
+    )]
+    pub miner_protocol: ProtocolArg,
+    /// `task_name` sent with the v2.12 synapse shape.
+    #[arg(
+        long = "task-name",
+        env = "TASK_NAME",
+        default_value = "QuestionAnsweringTask"
+    )]
+    pub task_name: String,
+    /// Jobs handled at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
+    pub concurrency: usize,
+    /// A miner silent this long is given up on.
+    #[arg(long = "first-byte-timeout", env = "FIRST_BYTE_TIMEOUT", default_value = "8s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+    /// What the audit log keeps of prompts and texts: `full`, `hash` or `none`.
+    #[arg(
+        long = "audit-content",
+        env = "AUDIT_CONTENT",
+        value_enum,
+        default_value = "full"
+    )]
+    pub audit_content: ContentPolicy,
+    /// Requests relayed at once; more get 503.
+    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl StandaloneArgs {
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.simnet {
+            match &self.metagraph_file {
+                None => out.push(
+                    "METAGRAPH_FILE / --metagraph-file is required without --simnet (chain sync inside standalone mode is not built yet)"
+                        .into(),
+                ),
+                Some(p) if !p.is_file() => {
+                    out.push(format!("METAGRAPH_FILE ({}) does not exist", p.display()))
+                }
+                Some(_) => {}
+            }
+            if self.expected_access_key.is_none() && !self.insecure_no_auth {
+                out.push(
+                    "EXPECTED_ACCESS_KEY is not set: set it, or pass --insecure-no-auth".into(),
+                );
+            }
+        }
+        if self.simnet && self.simnet_miners == 0 {
+            out.push("SIMNET_MINERS must be at least 1".into());
+        }
+        if self.concurrency == 0 {
+            out.push("WORKER_CONCURRENCY must be at least 1".into());
+        }
+        out
+    }
+}
+
+/// Runs everything until SIGTERM / Ctrl-C.
+pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    common::check(args.problems())?;
+    let telemetry = sn1_contracts::telemetry::init("sn1-standalone", args.log.log_format);
+    let shutdown = common::shutdown_token();
+
+    // The subnet: simulated in-process, or a metagraph file.
+    let fleet = if args.simnet {
+        Some(
+            Fleet::start(&FleetConfig {
+                miners: args.simnet_miners,
+                misbehaving: args
+                    .simnet_misbehaving
+                    .min(args.simnet_miners.saturating_sub(1)),
+                ..FleetConfig::default()
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let directory = match (&fleet, &args.metagraph_file) {
+        (Some(fleet), _) => Directory::fixed(fleet.metagraph().clone()),
+        (None, Some(path)) => Directory::from_file(path)?,
+        (None, None) => unreachable!("checked in problems()"),
+    };
+    let hotkey = match args.wallet.load() {
+        Ok(key) => key,
+        Err(e) if args.simnet => {
+            tracing::info!(reason = %e, "no wallet: using a throwaway hotkey for the simulated subnet");
+            WalletArgs {
+                ephemeral: true,
+                ..args.wallet.clone()
+            }
+            .load()?
+        }
+        Err(e) => return Err(e),
+    };
+
+    // The store: SQLite in the data directory.
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create DATA_DIR {}: {e}", args.data_dir.display()))?;
+    let db_path = args.data_dir.join("sn1.sqlite3");
+    let pool = sn1_contracts::store::sqlite::open(&db_path).await?;
+    let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(10_000);
+    let writer = tokio::spawn(run_sqlite_writer(audit_rx, pool, 500));
+
+    let bus = Bus::Memory(MemoryBus::new(10_000));
+    let dendrite = Dendrite::new(
+        hotkey,
+        DendriteConfig {
+            external_ip: "127.0.0.1".into(),
+            connect_timeout: Duration::from_secs(3),
+        },
+    )?;
+    let runner = JobRunner {
+        dendrite,
+        directory,
+        config: WorkerConfig {
+            instance_id: "standalone".into(),
+            concurrency: args.concurrency,
+            prefetch: 1,
+            protocol: args.miner_protocol.protocol(&args.task_name),
+            first_byte_timeout: args.first_byte_timeout,
+            max_reply_bytes: 256 * 1024,
+            selection: SelectionPolicy::default(),
+            heartbeat_interval: Duration::from_secs(1),
+            progress_interval: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+        },
+    };
+    let settings = AuditSettings {
+        content: args.audit_content,
+        ..AuditSettings::default()
+    };
+    let worker = Worker::new(bus.clone(), runner).with_audit(AuditSink::Local(audit_tx), settings);
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+
+    let (auth, made_up_key) = match (&args.expected_access_key, args.insecure_no_auth) {
+        (Some(key), _) => (
+            Auth::with_key(SecretString::from(key.trim().to_string())),
+            None,
+        ),
+        (None, true) => (Auth::Open, None),
+        (None, false) => {
+            let key = format!("sn1-{}", hex::encode(rand::random::<[u8; 16]>()));
+            (Auth::with_key(SecretString::from(key.clone())), Some(key))
+        }
+    };
+    let config = ApiConfig {
+        max_in_flight: args.max_in_flight,
+        ..ApiConfig::default()
+    };
+    let state = AppState::new(bus, auth, config);
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    banner(addr, made_up_key.as_deref(), fleet.is_some(), &db_path);
+    sn1_api::serve(listener, state, shutdown.clone()).await?;
+    worker.await??;
+    // The worker (the last sender) is gone: the writer drains what it holds and stops.
+    let _ = writer.await;
+    telemetry.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn banner(addr: std::net::SocketAddr, key: Option<&str>, simnet: bool, db: &std::path::Path) {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let key_text = key.unwrap_or("$EXPECTED_ACCESS_KEY");
+    let subnet = if simnet {
+        "a simulated subnet"
+    } else {
+        "the metagraph file"
+    };
+    // The one place this binary prints to stdout: what a newcomer needs to paste.
+    let text = format!(
+        "\nsn1-gateway standalone is up on http://{host}:{port} ({subnet}; audit log in {db}).\n\
+         API key: {key_text}\n\
+         Try:\n  curl --no-buffer -X POST http://{host}:{port}/chat/ -H \"api_key: {key_text}\" \\\n    \
+         -H \"Content-Type: application/json\" \\\n    \
+         -d '{{\"k\": 5, \"timeout\": 15, \"roles\": [\"user\"], \"messages\": [\"Tell me a happy story about a rabbit and a turtle that meet on a budget cruise around Northern Ireland\"]}}'\n",
+        port = addr.port(),
+        db = db.display(),
+    );
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
