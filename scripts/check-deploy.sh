@@ -5,7 +5,7 @@
 #   2. yamllint: the compose file, the chart's values files, Chart.yaml, the examples
 #   3. the Helm chart: lint, render (defaults, deploy/helm/examples/*.yaml, the chart's ci/*.yaml),
 #      every manifest against the Kubernetes schemas, the chart's own rules (deploy/ci/check_chart.py)
-#   4. the compose file: `docker-compose config -q`, with and without the `syncer` profile
+#   4. the compose file: `docker-compose config -q`, and every service of the local stack is there
 # The Python tools live in a venv under target/deploy-venv (created once, reused; pinned
 # versions). docker-compose comes from the Debian package, installed when missing.
 # Exits non-zero on the first failing step; prints what it checked and how long each step took.
@@ -37,7 +37,13 @@ step "python tools ($VENV: $REQUIREMENTS)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$REQUIREMENTS" ]; then
   rm -rf "$VENV"
   mkdir -p "$(dirname "$VENV")"
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV"; then
+    echo "python3 cannot make a venv: installing python3-venv from the Debian packages"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
   # shellcheck disable=SC2086 # the list is meant to split into package specs
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $REQUIREMENTS
   echo "$REQUIREMENTS" >"$VENV/.requirements"
@@ -74,11 +80,9 @@ fi
 docker-compose --version
 docker-compose -f deploy/compose/compose.yaml config -q
 echo "  ok    deploy/compose/compose.yaml"
-docker-compose -f deploy/compose/compose.yaml --profile syncer config -q
-echo "  ok    deploy/compose/compose.yaml --profile syncer"
-services=$(docker-compose -f deploy/compose/compose.yaml --profile syncer config --services | sort | tr '\n' ' ')
+services=$(docker-compose -f deploy/compose/compose.yaml config --services | sort | tr '\n' ' ')
 echo "  services: $services"
-for want in nats postgres migrate simnet worker-1 worker-2 api-1 api-2 lb metagraph-syncer; do
+for want in nats postgres migrate simnet syncer-1 syncer-2 worker-1 worker-2 api-1 api-2 lb; do
   case " $services " in
     *" $want "*) ;;
     *) echo "  FAIL  compose: service $want is missing" && exit 1 ;;

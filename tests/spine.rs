@@ -505,3 +505,74 @@ async fn bad_configuration_names_every_bad_key() {
         assert!(err.contains(key), "{key} not named in: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_max_in_flight_get_503_with_retry_after() {
+    let fleet = fleet_of(1, |c| {
+        c.reply.text = Some("slow ".repeat(200));
+        c.reply.chunk_chars = 5;
+        c.reply.chunk_delay = Duration::from_millis(20);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let prefix = unique_prefix("busy");
+    let port = free_port();
+    let ops = free_port();
+    let _worker = Proc::start(
+        &format!("{prefix}-worker"),
+        &["worker", "--wallet.ephemeral"],
+        &[
+            ("NATS_PREFIX", prefix.clone()),
+            ("OPS_PORT", ops.to_string()),
+            ("METAGRAPH_FILE", mg.display().to_string()),
+        ],
+    );
+    let _api = Proc::start(
+        &format!("{prefix}-api"),
+        &["api"],
+        &[
+            ("NATS_PREFIX", prefix.clone()),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", "k".into()),
+            ("MAX_IN_FLIGHT", "1".into()),
+        ],
+    );
+    wait_ok(
+        &format!("http://127.0.0.1:{ops}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_ok(
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let body = json!({"k": 1, "roles": ["user"], "messages": ["hold the slot"]});
+    let first = client
+        .post(format!("http://127.0.0.1:{port}/chat"))
+        .header("api_key", "k")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = client
+        .post(format!("http://127.0.0.1:{port}/chat"))
+        .header("api_key", "k")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let v: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "overloaded");
+    // Once the first answer is complete, the slot is free again.
+    let text = first.text().await.unwrap();
+    assert!(text.contains("\"finish_reason\":\"finished\""));
+    let third = post_ndjson(&format!("http://127.0.0.1:{port}/chat"), "k", &body).await;
+    assert_eq!(third.status, 200);
+}

@@ -130,6 +130,8 @@ def chart_rules(c: Checker, case: str, values: dict, docs: list[tuple[str, dict]
     workloads = [(t, d) for t, d in docs if pod_spec(d) is not None]
     c.check(any(component(d) == "api" for _, d in workloads), f"{case}: an api Deployment")
     c.check(any(component(d) == "worker" for _, d in workloads), f"{case}: a worker Deployment")
+    if values["metagraph"]["source"] == "syncer" and values["syncer"]["enabled"]:
+        c.check(any(component(d) == "syncer" for _, d in workloads), f"{case}: a syncer Deployment")
     for _, doc in workloads:
         spec = pod_spec(doc)
         role = component(doc)
@@ -140,7 +142,7 @@ def chart_rules(c: Checker, case: str, values: dict, docs: list[tuple[str, dict]
         c.check(all(ct.get("args") and ct["args"][0] in ("api", "worker", "metagraph-syncer", "migrate")
                     for ct in containers), f"{case}: {name} runs a sn1-gateway role ({containers[0].get('args')})")
         c.check(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"{case}: {name} runs as non-root")
-        if doc["kind"] == "Deployment" and role in ("api", "worker"):
+        if doc["kind"] == "Deployment" and role in ("api", "worker", "syncer"):
             probes = containers[0]
             good = (probes.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/livez"
                     and probes.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz")

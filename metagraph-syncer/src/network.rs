@@ -73,7 +73,7 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         }
     };
     let secs = value * unit_secs;
-    if !(secs.is_finite() && secs >= 0.0 && secs < 1e12) {
+    if !(secs.is_finite() && (0.0..1e12).contains(&secs)) {
         return Err(format!("{text:?} is not a positive age"));
     }
     Ok(Duration::from_secs_f64(secs))

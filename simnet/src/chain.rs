@@ -6,23 +6,20 @@
 //! metagraph ([`encode_metagraph`]). `state_call` params are accepted with or without `0x`, as
 //! real nodes do. Other methods answer JSON-RPC "method not found".
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::routing::get;
 use serde_json::{Value, json};
-use sn1_bittensor::metagraph::{
-    AxonInfo, NeuronLite, SubnetState, encode_neurons_lite, encode_subnet_state, hex_result,
-};
-use sn1_bittensor::ss58;
-use sn1_contracts::metagraph::{Metagraph, Neuron};
+use sn1_bittensor::metagraph::hex_result;
+use sn1_contracts::metagraph::Metagraph;
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio_util::sync::CancellationToken;
+
+mod encode;
+mod server;
+
+pub use encode::encode_metagraph;
+pub use server::FakeChainServer;
 
 /// `get_neurons_lite` runtime-API name.
 pub const NEURONS_LITE: &str = "NeuronInfoRuntimeApi_get_neurons_lite";
@@ -128,10 +125,12 @@ pub struct RpcCall {
     pub params: Value,
 }
 
+/// The `get_neurons_lite` and `get_subnet_state` answers of one subnet.
+type Answers = (Vec<u8>, Vec<u8>);
+
 struct Inner {
     head: RwLock<Head>,
-    /// netuid → (get_neurons_lite bytes, get_subnet_state bytes).
-    subnets: RwLock<HashMap<u16, (Vec<u8>, Vec<u8>)>>,
+    subnets: RwLock<HashMap<u16, Answers>>,
     calls: Mutex<Vec<RpcCall>>,
     failing: std::sync::atomic::AtomicBool,
 }
@@ -349,36 +348,6 @@ impl FakeChain {
         };
         Ok(json!(format!("0x{}", hex::encode(bytes))))
     }
-
-    /// The axum router: `GET /` upgrades to WebSocket, `POST /` answers one JSON-RPC body.
-    pub fn router(&self, stop: CancellationToken) -> Router {
-        Router::new()
-            .route("/", get(ws_upgrade).post(http_call))
-            .with_state((self.clone(), stop))
-    }
-
-    /// Listens on `addr` (port 0: chosen by the OS) and serves until the handle is stopped or
-    /// dropped.
-    pub async fn start(&self, addr: SocketAddr) -> std::io::Result<FakeChainServer> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let stop = CancellationToken::new();
-        let app = self.router(stop.clone());
-        let until = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { until.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake chain stopped");
-            }
-        });
-        Ok(FakeChainServer {
-            addr,
-            stop,
-            chain: self.clone(),
-        })
-    }
 }
 
 fn header(head: &Head, number: u64) -> Value {
@@ -397,81 +366,6 @@ fn header(head: &Head, number: u64) -> Value {
 
 fn error_reply(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-async fn http_call(
-    State((chain, _)): State<(FakeChain, CancellationToken)>,
-    body: String,
-) -> String {
-    chain.handle_text(&body).unwrap_or_default()
-}
-
-async fn ws_upgrade(
-    State((chain, stop)): State<(FakeChain, CancellationToken)>,
-    ws: WebSocketUpgrade,
-) -> axum::response::Response {
-    ws.max_message_size(1 << 20)
-        .on_upgrade(move |socket| ws_session(socket, chain, stop))
-}
-
-async fn ws_session(mut socket: WebSocket, chain: FakeChain, stop: CancellationToken) {
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => break,
-            m = socket.recv() => m,
-        };
-        let text = match message {
-            Some(Ok(Message::Text(t))) => t.as_str().to_string(),
-            Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-        };
-        if let Some(reply) = chain.handle_text(&text)
-            && socket.send(Message::Text(reply.into())).await.is_err()
-        {
-            break;
-        }
-    }
-}
-
-/// A running fake chain; stops (closing every connection) when stopped or dropped.
-pub struct FakeChainServer {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    chain: FakeChain,
-}
-
-impl FakeChainServer {
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `ws://host:port`, what the syncer's `--subtensor.network` takes.
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    /// `http://host:port` for JSON-RPC over HTTP POST.
-    pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The chain it serves (change answers, head, failures while it runs).
-    pub fn chain(&self) -> &FakeChain {
-        &self.chain
-    }
-
-    /// Stops listening and closes the open WebSocket sessions (the chain "goes away").
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-}
-
-impl Drop for FakeChainServer {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 fn fixture_error(dir: &Path, name: &str, e: impl std::fmt::Display) -> ChainError {
@@ -494,111 +388,5 @@ fn read_fixture(dir: &Path, name: &str) -> Result<String, ChainError> {
     }
 }
 
-/// A stable 32-byte account for a coldkey name that is not SS58 (simnet's `sim-coldkey-N`):
-/// equal names give equal accounts, so one-per-coldkey groups the same way.
-fn pseudo_account(name: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        // FNV-1a 64 over (lane, name).
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in std::iter::once(i as u8).chain(name.bytes()) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        chunk.copy_from_slice(&h.to_le_bytes());
-    }
-    out
-}
-
-fn rao(tao: f64) -> u64 {
-    (tao.max(0.0) * 1e9).round() as u64
-}
-
-fn unit(v: f64) -> u16 {
-    (v.clamp(0.0, 1.0) * f64::from(u16::MAX)).round() as u16
-}
-
-fn neuron_lite(n: &Neuron, netuid: u16) -> Result<NeuronLite, ChainError> {
-    let bad = |message: String| ChainError::Neuron {
-        uid: n.uid,
-        message,
-    };
-    let hotkey = ss58::decode(&n.hotkey)
-        .map_err(|e| bad(format!("hotkey {:?} is not SS58: {e}", n.hotkey)))?;
-    let coldkey = ss58::decode(&n.coldkey).unwrap_or_else(|_| pseudo_account(&n.coldkey));
-    let ip: IpAddr = n
-        .axon_ip
-        .parse()
-        .map_err(|_| bad(format!("axon_ip {:?} is not an IP address", n.axon_ip)))?;
-    let ip = match ip {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    };
-    let stake = rao(n.stake_tao);
-    Ok(NeuronLite {
-        hotkey,
-        coldkey,
-        uid: n.uid,
-        netuid,
-        active: n.active,
-        axon: AxonInfo {
-            block: 1,
-            version: 9_012_002,
-            ip,
-            port: n.axon_port,
-            ip_type: n.axon_ip_type,
-            protocol: 4,
-            placeholder1: 0,
-            placeholder2: 0,
-        },
-        stake: vec![(coldkey, stake)],
-        incentive: unit(n.incentive),
-        validator_permit: n.validator_permit,
-        pruning_score: u16::MAX,
-        ..NeuronLite::default()
-    })
-}
-
-/// Encodes `metagraph` as the two runtime-API answers (`get_neurons_lite`, `get_subnet_state`)
-/// a Subtensor node would give for it. Hotkeys must be SS58; coldkeys that are not become
-/// stable pseudo accounts; stake goes into both answers (the SDK's `S` = total_stake).
-pub fn encode_metagraph(metagraph: &Metagraph) -> Result<(Vec<u8>, Vec<u8>), ChainError> {
-    let netuid = metagraph.netuid;
-    let mut neurons = metagraph
-        .neurons
-        .iter()
-        .map(|n| neuron_lite(n, netuid))
-        .collect::<Result<Vec<_>, _>>()?;
-    neurons.sort_by_key(|n| n.uid);
-    let slots = neurons.last().map_or(0, |n| usize::from(n.uid) + 1);
-    let mut state = SubnetState {
-        netuid,
-        hotkeys: vec![[0; 32]; slots],
-        coldkeys: vec![[0; 32]; slots],
-        active: vec![false; slots],
-        validator_permit: vec![false; slots],
-        pruning_score: vec![u16::MAX; slots],
-        last_update: vec![0; slots],
-        emission: vec![0; slots],
-        dividends: vec![0; slots],
-        incentives: vec![0; slots],
-        consensus: vec![0; slots],
-        trust: vec![0; slots],
-        rank: vec![0; slots],
-        block_at_registration: vec![0; slots],
-        alpha_stake: vec![0; slots],
-        tao_stake: vec![0; slots],
-        total_stake: vec![0; slots],
-        emission_history: Vec::new(),
-    };
-    for n in &neurons {
-        let i = usize::from(n.uid);
-        state.hotkeys[i] = n.hotkey;
-        state.coldkeys[i] = n.coldkey;
-        state.active[i] = n.active;
-        state.validator_permit[i] = n.validator_permit;
-        state.incentives[i] = n.incentive;
-        state.alpha_stake[i] = n.lite_stake_rao();
-        state.total_stake[i] = n.lite_stake_rao();
-    }
-    Ok((encode_neurons_lite(&neurons), encode_subnet_state(&state)))
-}
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Port of the fake chain unless told otherwise (what `--subtensor.network local` uses).
+const DEFAULT_CHAIN_PORT: u16 = 9944;
+
 /// Configuration of the simulated subnet.
 #[derive(clap::Args, Debug)]
 pub struct SimnetArgs {
@@ -24,9 +27,10 @@ pub struct SimnetArgs {
     /// metagraph from Postgres, filled by the syncer from the fake chain).
     #[arg(long = "metagraph-out", env = "METAGRAPH_FILE")]
     pub metagraph_out: Option<PathBuf>,
-    /// Port of the fake Subtensor node (ws://HOST:PORT; 0 = chosen by the OS, printed).
-    #[arg(long = "chain-port", env = "SIMNET_CHAIN_PORT", default_value_t = 9944)]
-    pub chain_port: u16,
+    /// Port of the fake Subtensor node, ws://HOST:PORT (0 = chosen by the OS; printed). Without
+    /// it: 9944 (the `local` network), or a free port when 9944 is taken.
+    #[arg(long = "chain-port", env = "SIMNET_CHAIN_PORT")]
+    pub chain_port: Option<u16>,
     /// Time per block of the fake chain (blocks are numbered from the Unix epoch).
     #[arg(long = "block-time", env = "SIMNET_BLOCK_TIME", default_value = "12s", value_parser = common::parse_duration)]
     pub block_time: Duration,
@@ -91,15 +95,15 @@ pub async fn run(args: SimnetArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => FakeChain::from_fixture_dir(dir)?,
         None => FakeChain::from_metagraph(&metagraph, Head::clock(args.block_time))?,
     };
-    let server = chain
-        .start(SocketAddr::new(args.host, args.chain_port))
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot serve the fake chain on port {}: {e}",
-                args.chain_port
-            )
-        })?;
+    let port = args.chain_port.unwrap_or(DEFAULT_CHAIN_PORT);
+    let server = match chain.start(SocketAddr::new(args.host, port)).await {
+        Ok(server) => server,
+        Err(e) if args.chain_port.is_none() => {
+            tracing::warn!(error = %e, "port {port} is taken; the fake chain takes a free port");
+            chain.start(SocketAddr::new(args.host, 0)).await?
+        }
+        Err(e) => anyhow::bail!("cannot serve the fake chain on port {port}: {e}"),
+    };
     if let Some(path) = &args.metagraph_out {
         metagraph.save_atomically(path)?;
     }

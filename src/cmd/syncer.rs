@@ -38,7 +38,7 @@ pub struct SyncerArgs {
     #[arg(long = "keep-snapshots", env = "METAGRAPH_KEEP_SNAPSHOTS")]
     pub keep_snapshots: Option<u32>,
     /// NATS server for the `<prefix>.metagraph.updated` notification (none: workers only poll).
-    #[arg(long = "nats-url", env = "NATS_URL")]
+    #[arg(long = "nats-url", env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// Prefix of the NATS subjects.
     #[arg(long = "nats-prefix", env = "NATS_PREFIX", default_value = "sn1")]

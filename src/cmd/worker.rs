@@ -246,7 +246,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             max_text_bytes: args.audit_max_text_bytes,
             netuid: args.netuid,
         };
-        worker = worker.with_audit(AuditSink::JetStream(queue.clone()), settings);
+        worker = worker.with_audit(AuditSink::JetStream(Box::new(queue.clone())), settings);
         let config = WriterConfig {
             batch: args.audit_batch.max(1),
             retention: args.audit_retention,

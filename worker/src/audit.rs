@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub enum AuditSink {
     /// The JetStream audit stream, drained into Postgres by the audit writers.
-    JetStream(AuditQueue),
+    JetStream(Box<AuditQueue>),
     /// Standalone mode: straight to the in-process SQLite writer (bounded channel).
     Local(tokio::sync::mpsc::Sender<CompletionRecord>),
 }
@@ -240,6 +240,7 @@ pub async fn run_writer(
         tokio::spawn(prune_loop(pool, retention, every, stop));
     }
     tracing::info!(batch = config.batch, "audit writer running");
+    let mut writes = tokio::task::JoinSet::new();
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -256,14 +257,24 @@ pub async fn run_writer(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Some(Ok(deliveries)) => {
-                if !write_until_committed(&pool, &deliveries, &shutdown).await {
-                    break;
+                // The next batch is fetched while this one is inserted; at most
+                // WRITES_IN_FLIGHT batches (so bounded memory) are held at once.
+                while writes.len() >= WRITES_IN_FLIGHT {
+                    writes.join_next().await;
                 }
+                let (pool, stop) = (pool.clone(), shutdown.clone());
+                writes.spawn(async move { write_until_committed(&pool, &deliveries, &stop).await });
             }
         }
     }
+    // Let the batches in hand commit (or give up on shutdown: they are redelivered later).
+    while writes.join_next().await.is_some() {}
     Ok(())
 }
+
+/// Batches being inserted at once by one writer. Two keeps Postgres busy while the next batch
+/// arrives from JetStream; inserts of different batches never conflict (distinct request ids).
+const WRITES_IN_FLIGHT: usize = 2;
 
 /// Inserts a batch, retrying until it commits; `false` if shutdown came first (the batch is
 /// then redelivered to a writer later).

@@ -81,10 +81,7 @@ impl Directory {
                 loaded: Arc::default(),
             },
         };
-        if !directory.refresh().await.map_err(|e| match e {
-            DirectoryError::Store(e) => e,
-            DirectoryError::File(e) => StoreError::Connect(e.to_string()),
-        })? {
+        if !directory.refresh_store().await? {
             tracing::warn!(
                 netuid,
                 "no metagraph snapshot in the database yet; waiting for the metagraph syncer"
@@ -112,6 +109,14 @@ impl Directory {
                 self.reload()?;
                 Ok(true)
             }
+            Source::Store { .. } => Ok(self.refresh_store().await?),
+        }
+    }
+
+    /// [`Directory::refresh`] of a store-backed directory (`false` for the others).
+    async fn refresh_store(&self) -> Result<bool, StoreError> {
+        match &self.source {
+            Source::Fixed | Source::File(_) => Ok(false),
             Source::Store { reader, loaded } => {
                 let held = loaded.load(Ordering::SeqCst);
                 match reader.latest_id().await? {

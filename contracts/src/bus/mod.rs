@@ -33,6 +33,8 @@ pub enum BusError {
 }
 
 /// The bus of a deployment.
+// One per process, cloned once per request: the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Bus {
     /// NATS JetStream (distributed mode).
@@ -152,6 +154,8 @@ impl CancelStream {
 }
 
 /// Jobs as the queue delivers them.
+// One per worker process.
+#[allow(clippy::large_enum_variant)]
 pub enum JobStream {
     /// The shared JetStream consumer.
     Nats(nats::JobStream),

@@ -57,7 +57,7 @@ pub fn our_metagraph(netuid: u16) -> Metagraph {
         uid,
         hotkey: sn1_bittensor::ss58::encode(&[uid as u8 + 1; 32]),
         coldkey: sn1_bittensor::ss58::encode(&[0xc0 + uid as u8; 32]),
-        active: uid % 2 == 0,
+        active: uid.is_multiple_of(2),
         axon_ip: ip.into(),
         axon_port: port,
         axon_ip_type: if ip.contains(':') { 6 } else { 4 },
