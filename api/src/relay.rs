@@ -133,6 +133,11 @@ impl Relay {
                     if self.chunks.len() == 1 {
                         metrics::histogram!("sn1_api_time_to_first_chunk_seconds")
                             .record(self.elapsed());
+                        tracing::debug!(
+                            request_id = %self.request_id,
+                            first_chunk_us = self.started.elapsed().as_micros() as u64,
+                            "first chunk relayed"
+                        );
                     }
                     return Some(Relayed::Chunk(self.chunk(delta, None)));
                 }

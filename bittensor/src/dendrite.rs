@@ -218,9 +218,14 @@ impl Dendrite {
                 let send = async move {
                     let axon = format!("{}:{}/{}", target.ip, target.port, target.hotkey);
                     let lane = this.inner.lanes.acquire(&axon).await;
+                    let t = std::time::Instant::now();
                     let request = this
                         .synapse_request(&target, &prompt, &shape, lane.uuid())
                         .map_err(SendError::Build)?;
+                    tracing::trace!(
+                        build_us = t.elapsed().as_micros() as u64,
+                        "synapse request signed"
+                    );
                     let response = this.inner.client.execute(request).await;
                     // The axon has checked the nonce once it answers: the lane is free again.
                     drop(lane);

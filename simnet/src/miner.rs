@@ -98,6 +98,10 @@ impl SimMiner {
             .with_state(shared.clone());
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
+            // Like uvicorn (asyncio sets TCP_NODELAY): chunks go out as they are written.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;

@@ -122,7 +122,12 @@ pub async fn run(
         let mut reply = dendrite.query(target, &request.prompt, &request.protocol, request.limits);
         let tx = tx.clone();
         handles.push(tasks.spawn(async move {
+            tracing::trace!(
+                us = started.elapsed().as_micros() as u64,
+                "miner task running"
+            );
             while let Some(text) = reply.next_chunk().await {
+                tracing::trace!(us = started.elapsed().as_micros() as u64, "miner chunk");
                 if tx.send(MinerMsg::Chunk(i, text)).await.is_err() {
                     return;
                 }

@@ -175,8 +175,10 @@ impl JobRunner {
         let (tx, mut rx) = mpsc::channel::<AnswerChunk>(256);
         let fan = fanout::run(&self.dendrite, request, deadline, cancel.clone(), tx);
         tokio::pin!(fan);
-        let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
-        heartbeat.tick().await;
+        // Not `interval(..)` + a first `tick().await`: that first tick waits for the timer
+        // wheel (up to 1 ms) on the critical path before the fan-out starts.
+        let period = self.config.heartbeat_interval;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut completion = String::new();
         let report = loop {
             tokio::select! {

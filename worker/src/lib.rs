@@ -179,10 +179,17 @@ impl Worker {
                 }
             });
             let started = std::time::Instant::now();
+            tracing::debug!(
+                queued_us = (chrono::Utc::now() - job.created_at).num_microseconds(),
+                "job pulled"
+            );
             let work = self.runner.process(&job, cancel.clone(), tx);
             tokio::pin!(work);
-            let mut progress = tokio::time::interval(self.runner.config.progress_interval);
-            progress.tick().await;
+            // First tick one period from now (an immediate first tick costs up to 1 ms of
+            // timer wheel before the job starts).
+            let period = self.runner.config.progress_interval;
+            let mut progress =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             let summary = loop {
                 tokio::select! {
                     summary = &mut work => break summary,

@@ -99,6 +99,10 @@ async fn handle(
             other => ApiError::QueueUnavailable(other.to_string()),
         })?;
 
+    tracing::debug!(
+        published_us = started.elapsed().as_micros() as u64,
+        "job queued"
+    );
     // Hold the response until a worker takes the job, so "nobody took it" and "nobody to ask"
     // are real status codes, not a stream that ends at once.
     let first = tokio::time::timeout(state.config.accept_timeout, events.next()).await;
@@ -122,7 +126,12 @@ async fn handle(
             return Err(ApiError::NoWorker);
         }
     };
-    tracing::debug!(request_id = %job.request_id, worker = %worker, "job accepted");
+    tracing::debug!(
+        request_id = %job.request_id,
+        worker = %worker,
+        accepted_us = started.elapsed().as_micros() as u64,
+        "job accepted"
+    );
     let relay = Relay::new(
         events,
         state.bus.clone(),
