@@ -1,6 +1,6 @@
 //! `sn1-gateway` with no arguments is `standalone --simnet`: it makes up a key, prints a
-//! ready-to-paste curl, answers it from in-process simulated miners, and keeps the audit log in
-//! SQLite in the data directory.
+//! ready-to-paste curl, syncs the metagraph from its in-process fake chain into SQLite, answers
+//! the curl from in-process simulated miners, and keeps the audit log in SQLite too.
 
 mod common;
 

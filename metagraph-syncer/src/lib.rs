@@ -8,6 +8,7 @@
 //! [`snapshot::decode_snapshot`] (bytes → rows, no I/O), [`ops::serve`] (`/livez`, `/readyz`,
 //! `/metrics`).
 
+pub mod local;
 pub mod network;
 pub mod ops;
 pub mod rpc;

@@ -1,7 +1,8 @@
-//! `sn1-gateway standalone`: api + worker + audit writer in one process, with an in-process
-//! queue in place of JetStream and SQLite (a file in the data directory) in place of Postgres —
-//! the same api and worker code above and below those two seams. With `--simnet` a simulated
-//! subnet runs in-process too, so it answers with no wallet and no network.
+//! `sn1-gateway standalone`: api + worker + metagraph syncer + audit writer in one process, with
+//! an in-process queue in place of JetStream and SQLite (a file in the data directory) in place
+//! of Postgres — the same api, worker and chain-reading code above and below those two seams.
+//! With `--simnet` a simulated subnet (fake chain + simulated miners) runs in-process too, so it
+//! answers with no wallet and no network.
 
 use super::common::{self, LogArgs, parse_duration};
 use super::worker::ProtocolArg;
@@ -13,6 +14,8 @@ use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
 use sn1_contracts::audit::ContentPolicy;
 use sn1_contracts::bus::Bus;
 use sn1_contracts::bus::memory::MemoryBus;
+use sn1_metagraph_syncer::local::{self as local_sync, LocalSyncConfig};
+use sn1_simnet::chain::{FakeChain, Head};
 use sn1_simnet::fleet::{Fleet, FleetConfig};
 use sn1_worker::audit::{AuditSettings, AuditSink, run_sqlite_writer};
 use sn1_worker::directory::Directory;
@@ -58,9 +61,19 @@ pub struct StandaloneArgs {
     /// Directory of the SQLite audit database.
     #[arg(long = "data-dir", env = "DATA_DIR", default_value = "sn1-data")]
     pub data_dir: PathBuf,
-    /// Static metagraph file (JSON) to pick miners from (without `--simnet`).
+    /// Static metagraph file (JSON) to pick miners from; overrides chain sync.
     #[arg(long = "metagraph-file", env = "METAGRAPH_FILE")]
     pub metagraph_file: Option<PathBuf>,
+    /// Subtensor to sync the metagraph from: `finney`, `test`, `local` or a ws(s):// URL
+    /// (without `--simnet`; `--simnet` serves its own fake chain).
+    #[arg(long = "subtensor.network", env = "SUBTENSOR_NETWORK")]
+    pub subtensor_network: Option<String>,
+    /// Subnet id.
+    #[arg(long, env = "NETUID", default_value_t = 1)]
+    pub netuid: u16,
+    /// Time between metagraph syncs.
+    #[arg(long = "sync-interval", env = "SYNC_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub sync_interval: Duration,
     #[command(flatten)]
     pub wallet: WalletArgs,
     /// How to talk to miners.
@@ -102,16 +115,22 @@ pub struct StandaloneArgs {
 impl StandaloneArgs {
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(p) = &self.metagraph_file
+            && !p.is_file()
+        {
+            out.push(format!("METAGRAPH_FILE ({}) does not exist", p.display()));
+        }
+        if let Some(network) = &self.subtensor_network
+            && let Err(e) = sn1_metagraph_syncer::network::resolve_network(network)
+        {
+            out.push(format!("SUBTENSOR_NETWORK: {e}"));
+        }
         if !self.simnet {
-            match &self.metagraph_file {
-                None => out.push(
-                    "METAGRAPH_FILE / --metagraph-file is required without --simnet (chain sync inside standalone mode is not built yet)"
+            if self.metagraph_file.is_none() && self.subtensor_network.is_none() {
+                out.push(
+                    "without --simnet, set SUBTENSOR_NETWORK / --subtensor.network (chain sync) or METAGRAPH_FILE"
                         .into(),
-                ),
-                Some(p) if !p.is_file() => {
-                    out.push(format!("METAGRAPH_FILE ({}) does not exist", p.display()))
-                }
-                Some(_) => {}
+                );
             }
             if self.expected_access_key.is_none() && !self.insecure_no_auth {
                 out.push(
@@ -150,10 +169,18 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let directory = match (&fleet, &args.metagraph_file) {
-        (Some(fleet), _) => Directory::fixed(fleet.metagraph().clone()),
-        (None, Some(path)) => Directory::from_file(path)?,
-        (None, None) => unreachable!("checked in problems()"),
+    // The simulated subnet's fake chain, read by the same syncer code as a real one.
+    let chain = match &fleet {
+        Some(fleet) => {
+            let chain =
+                FakeChain::from_metagraph(fleet.metagraph(), Head::clock(Duration::from_secs(12)))?;
+            Some(
+                chain
+                    .start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .await?,
+            )
+        }
+        None => None,
     };
     let hotkey = match args.wallet.load() {
         Ok(key) => key,
@@ -174,7 +201,46 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let db_path = args.data_dir.join("sn1.sqlite3");
     let pool = sn1_contracts::store::sqlite::open(&db_path).await?;
     let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(10_000);
-    let writer = tokio::spawn(run_sqlite_writer(audit_rx, pool, 500));
+    let writer = tokio::spawn(run_sqlite_writer(audit_rx, pool.clone(), 500));
+
+    // The metagraph: a file overrides; otherwise sync from the (fake or real) chain now, then
+    // every SYNC_INTERVAL in the background.
+    let sync_url = match (&chain, &args.subtensor_network) {
+        (Some(server), _) => Some(server.ws_url()),
+        (None, Some(network)) => Some(
+            sn1_metagraph_syncer::network::resolve_network(network).map_err(anyhow::Error::msg)?,
+        ),
+        (None, None) => None,
+    };
+    let directory = match (&args.metagraph_file, sync_url) {
+        (Some(path), _) => Directory::from_file(path)?,
+        (None, Some(url)) => {
+            let config = LocalSyncConfig {
+                url,
+                netuid: args.netuid,
+                interval: args.sync_interval,
+                timeout: Duration::from_secs(30),
+                keep: 10,
+            };
+            let directory = match local_sync::sync_once(&config, &pool).await {
+                Ok(metagraph) => Directory::fixed(metagraph),
+                Err(e) if chain.is_none() => {
+                    tracing::warn!(error = %e, "first metagraph sync failed; retrying in the background (no miner until it works)");
+                    Directory::fixed(Default::default())
+                }
+                Err(e) => return Err(e),
+            };
+            let target = directory.clone();
+            tokio::spawn(local_sync::run(
+                config,
+                pool.clone(),
+                move |metagraph| target.replace(metagraph),
+                shutdown.clone(),
+            ));
+            directory
+        }
+        (None, None) => unreachable!("checked in problems()"),
+    };
 
     let bus = Bus::Memory(MemoryBus::new(10_000));
     let dendrite = Dendrite::new(

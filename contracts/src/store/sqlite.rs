@@ -99,3 +99,69 @@ pub async fn insert_batch(
     tx.commit().await?;
     Ok(inserted)
 }
+
+/// Stores one metagraph snapshot (standalone mode's syncer) and prunes all but the newest
+/// `keep` snapshots of the netuid. A block already stored is not stored again; returns whether
+/// a snapshot was written.
+pub async fn store_snapshot(
+    pool: &SqlitePool,
+    netuid: u16,
+    block: u64,
+    block_hash: &str,
+    neurons: &[super::metagraph::NeuronRecord],
+    keep: u32,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT OR IGNORE INTO metagraph_snapshots (netuid, block, block_hash, taken_at)
+         VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(i64::from(netuid))
+    .bind(block as i64)
+    .bind(block_hash)
+    .bind(chrono::Utc::now().to_rfc3339())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    for n in neurons {
+        sqlx::query(
+            "INSERT INTO neurons (snapshot_id, uid, hotkey, coldkey, active, axon_ip, axon_port,
+                 axon_ip_type, axon_protocol, axon_version, stake_tao, incentive, consensus,
+                 dividends, validator_trust, emission_tao, validator_permit, last_update)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(i64::from(n.uid))
+        .bind(&n.hotkey)
+        .bind(&n.coldkey)
+        .bind(n.active)
+        .bind(&n.axon_ip)
+        .bind(i64::from(n.axon_port))
+        .bind(i64::from(n.axon_ip_type))
+        .bind(i64::from(n.axon_protocol))
+        .bind(i64::from(n.axon_version))
+        .bind(n.stake_tao)
+        .bind(n.incentive)
+        .bind(n.consensus)
+        .bind(n.dividends)
+        .bind(n.validator_trust)
+        .bind(n.emission_tao)
+        .bind(n.validator_permit)
+        .bind(n.last_update as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "DELETE FROM metagraph_snapshots WHERE netuid = ? AND id NOT IN
+             (SELECT id FROM metagraph_snapshots WHERE netuid = ? ORDER BY id DESC LIMIT ?)",
+    )
+    .bind(i64::from(netuid))
+    .bind(i64::from(netuid))
+    .bind(i64::from(keep.max(1)))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
