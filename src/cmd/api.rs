@@ -8,15 +8,9 @@ use sn1_contracts::bus::{Bus, NatsBus, QueueConfig};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Configuration of the api role.
-#[derive(clap::Args, Debug)]
-pub struct ApiArgs {
-    /// Port to listen on (the seed's variable).
-    #[arg(long, env = "PORT", default_value_t = 10000)]
-    pub port: u16,
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
-    pub host: std::net::IpAddr,
+/// Who may call the api.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuthArgs {
     /// The API key clients must send (header `api_key`, `api-key` or `Authorization: Bearer`).
     #[arg(
         long = "expected-access-key",
@@ -27,6 +21,42 @@ pub struct ApiArgs {
     /// Run without authentication (refused unless given explicitly).
     #[arg(long = "insecure-no-auth", env = "INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+}
+
+impl AuthArgs {
+    /// Problems, each naming its key; `required`: a key or `--insecure-no-auth` must be given.
+    pub fn problems(&self, required: bool) -> Vec<String> {
+        match (&self.expected_access_key, self.insecure_no_auth) {
+            (None, false) if required => vec![
+                "EXPECTED_ACCESS_KEY is not set: set it, or pass --insecure-no-auth to run an open API"
+                    .into(),
+            ],
+            (Some(k), _) if k.trim().is_empty() => vec!["EXPECTED_ACCESS_KEY is empty".into()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The configured auth: the key, or open with `--insecure-no-auth`; `None` when neither.
+    pub fn auth(&self) -> Option<Auth> {
+        match (&self.expected_access_key, self.insecure_no_auth) {
+            (Some(key), _) => Some(Auth::with_key(SecretString::from(key.trim().to_string()))),
+            (None, true) => Some(Auth::Open),
+            (None, false) => None,
+        }
+    }
+}
+
+/// Configuration of the api role.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// Port to listen on (the seed's variable).
+    #[arg(long, env = "PORT", default_value_t = 10000)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: std::net::IpAddr,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     #[command(flatten)]
     pub nats: NatsArgs,
     /// Requests relayed at once by this process; more get 503 with Retry-After.
@@ -58,16 +88,7 @@ pub struct ApiArgs {
 impl ApiArgs {
     fn problems(&self) -> Vec<String> {
         let mut out = self.nats.problems();
-        match (&self.expected_access_key, self.insecure_no_auth) {
-            (None, false) => out.push(
-                "EXPECTED_ACCESS_KEY is not set: set it, or pass --insecure-no-auth to run an open API"
-                    .into(),
-            ),
-            (Some(k), _) if k.trim().is_empty() => {
-                out.push("EXPECTED_ACCESS_KEY is empty".into())
-            }
-            _ => {}
-        }
+        out.extend(self.auth.problems(true));
         if self.max_in_flight == 0 {
             out.push("MAX_IN_FLIGHT must be at least 1".into());
         }
@@ -88,13 +109,10 @@ impl ApiArgs {
 pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
     let telemetry = sn1_contracts::telemetry::init("sn1-api", args.log.log_format);
-    let auth = match &args.expected_access_key {
-        Some(key) => Auth::with_key(SecretString::from(key.trim().to_string())),
-        None => {
-            tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
-            Auth::Open
-        }
-    };
+    let auth = args.auth.auth().unwrap_or(Auth::Open);
+    if matches!(auth, Auth::Open) {
+        tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
+    }
     let queue = QueueConfig {
         max_jobs: args.queue_max_jobs,
         ..QueueConfig::default()

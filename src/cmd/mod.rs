@@ -4,6 +4,7 @@
 pub mod api;
 pub mod common;
 pub mod migrate;
+pub mod miner_args;
 pub mod simnet;
 pub mod standalone;
 pub mod syncer;

@@ -4,8 +4,9 @@
 //! With `--simnet` a simulated subnet (fake chain + simulated miners) runs in-process too, so it
 //! answers with no wallet and no network.
 
+use super::api::AuthArgs;
 use super::common::{self, LogArgs, parse_duration};
-use super::worker::ProtocolArg;
+use super::miner_args::MinerArgs;
 use crate::wallet_args::WalletArgs;
 use secrecy::SecretString;
 use sn1_api::auth::Auth;
@@ -17,11 +18,10 @@ use sn1_contracts::bus::memory::MemoryBus;
 use sn1_metagraph_syncer::local::{self as local_sync, LocalSyncConfig};
 use sn1_simnet::chain::{FakeChain, Head};
 use sn1_simnet::fleet::{Fleet, FleetConfig};
+use sn1_worker::Worker;
 use sn1_worker::audit::{AuditSettings, AuditSink, run_sqlite_writer};
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
-use sn1_worker::selection::SelectionPolicy;
-use sn1_worker::{Worker, WorkerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,16 +35,10 @@ pub struct StandaloneArgs {
     /// Address to listen on (loopback by default: standalone is for one box).
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// The API key clients must send; with `--simnet` and no key, one is made up and printed.
-    #[arg(
-        long = "expected-access-key",
-        env = "EXPECTED_ACCESS_KEY",
-        hide_env_values = true
-    )]
-    pub expected_access_key: Option<String>,
-    /// Run without authentication.
-    #[arg(long = "insecure-no-auth", env = "INSECURE_NO_AUTH")]
-    pub insecure_no_auth: bool,
+    /// The API key (`EXPECTED_ACCESS_KEY`); with `--simnet` and no key, one is made up and
+    /// printed.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Run a simulated subnet in-process (no wallet, no network needed).
     #[arg(long)]
     pub simnet: bool,
@@ -76,27 +70,8 @@ pub struct StandaloneArgs {
     pub sync_interval: Duration,
     #[command(flatten)]
     pub wallet: WalletArgs,
-    /// How to talk to miners.
-    #[arg(
-        long = "miner-protocol",
-        env = "MINER_PROTOCOL",
-        value_enum,
-        default_value = "classic"
-    )]
-    pub miner_protocol: ProtocolArg,
-    /// `task_name` sent with the v2.12 synapse shape.
-    #[arg(
-        long = "task-name",
-        env = "TASK_NAME",
-        default_value = "QuestionAnsweringTask"
-    )]
-    pub task_name: String,
-    /// Jobs handled at once.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
-    pub concurrency: usize,
-    /// A miner silent this long is given up on.
-    #[arg(long = "first-byte-timeout", env = "FIRST_BYTE_TIMEOUT", default_value = "8s", value_parser = parse_duration)]
-    pub first_byte_timeout: Duration,
+    #[command(flatten)]
+    pub miners: MinerArgs,
     /// What the audit log keeps of prompts and texts: `full`, `hash` or `none`.
     #[arg(
         long = "audit-content",
@@ -125,25 +100,18 @@ impl StandaloneArgs {
         {
             out.push(format!("SUBTENSOR_NETWORK: {e}"));
         }
-        if !self.simnet {
-            if self.metagraph_file.is_none() && self.subtensor_network.is_none() {
-                out.push(
-                    "without --simnet, set SUBTENSOR_NETWORK / --subtensor.network (chain sync) or METAGRAPH_FILE"
-                        .into(),
-                );
-            }
-            if self.expected_access_key.is_none() && !self.insecure_no_auth {
-                out.push(
-                    "EXPECTED_ACCESS_KEY is not set: set it, or pass --insecure-no-auth".into(),
-                );
-            }
+        if !self.simnet && self.metagraph_file.is_none() && self.subtensor_network.is_none() {
+            out.push(
+                "without --simnet, set SUBTENSOR_NETWORK / --subtensor.network (chain sync) or METAGRAPH_FILE"
+                    .into(),
+            );
         }
+        // A key is required unless --simnet (which makes one up).
+        out.extend(self.auth.problems(!self.simnet));
         if self.simnet && self.simnet_miners == 0 {
             out.push("SIMNET_MINERS must be at least 1".into());
         }
-        if self.concurrency == 0 {
-            out.push("WORKER_CONCURRENCY must be at least 1".into());
-        }
+        out.extend(self.miners.problems());
         out
     }
 }
@@ -253,18 +221,11 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let runner = JobRunner {
         dendrite,
         directory,
-        config: WorkerConfig {
-            instance_id: "standalone".into(),
-            concurrency: args.concurrency,
-            prefetch: 1,
-            protocol: args.miner_protocol.protocol(&args.task_name),
-            first_byte_timeout: args.first_byte_timeout,
-            max_reply_bytes: 256 * 1024,
-            selection: SelectionPolicy::default(),
-            heartbeat_interval: Duration::from_secs(1),
-            progress_interval: Duration::from_secs(5),
-            drain_timeout: Duration::from_secs(10),
-        },
+        config: args.miners.worker_config(
+            "standalone".into(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        ),
     };
     let settings = AuditSettings {
         content: args.audit_content,
@@ -273,13 +234,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let worker = Worker::new(bus.clone(), runner).with_audit(AuditSink::Local(audit_tx), settings);
     let worker = tokio::spawn(worker.run(shutdown.clone()));
 
-    let (auth, made_up_key) = match (&args.expected_access_key, args.insecure_no_auth) {
-        (Some(key), _) => (
-            Auth::with_key(SecretString::from(key.trim().to_string())),
-            None,
-        ),
-        (None, true) => (Auth::Open, None),
-        (None, false) => {
+    let (auth, made_up_key) = match args.auth.auth() {
+        Some(auth) => (auth, None),
+        None => {
             let key = format!("sn1-{}", hex::encode(rand::random::<[u8; 16]>()));
             (Auth::with_key(SecretString::from(key.clone())), Some(key))
         }

@@ -1,50 +1,19 @@
 //! `sn1-gateway worker`: pulls jobs, fans out to miners, streams answers back.
 
 use super::common::{self, LogArgs, NatsArgs, parse_duration};
+use super::miner_args::MinerArgs;
 use crate::wallet_args::WalletArgs;
-use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol};
-use sn1_bittensor::synapse::SynapseShape;
+use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
 use sn1_contracts::audit::ContentPolicy;
 use sn1_contracts::bus::audit::{AuditQueue, AuditQueueConfig};
 use sn1_contracts::bus::{Bus, NatsBus, QueueConfig};
+use sn1_worker::Worker;
 use sn1_worker::audit::{AuditSettings, AuditSink, WriterConfig, run_writer};
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
-use sn1_worker::selection::SelectionPolicy;
-use sn1_worker::{Worker, WorkerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// The miner protocol a deployment speaks.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolArg {
-    /// StreamPromptingSynapse, classic shape (roles, messages).
-    Classic,
-    /// StreamPromptingSynapse, prompting v2.8–v2.12 shape (with task_name).
-    #[value(name = "v2.12")]
-    V212,
-    /// Epistula-signed OpenAI chat completions (SN1 since late 2024).
-    Epistula,
-    /// Plain OpenAI-compatible chat completions.
-    Openai,
-}
-
-impl ProtocolArg {
-    /// The protocol, with `task_name` for the v2.12 shape.
-    pub fn protocol(self, task_name: &str) -> MinerProtocol {
-        match self {
-            ProtocolArg::Classic => MinerProtocol::Synapse(SynapseShape::Classic),
-            ProtocolArg::V212 => MinerProtocol::Synapse(SynapseShape::V212 {
-                task_name: task_name.to_string(),
-                target_model: None,
-                seed: None,
-            }),
-            ProtocolArg::Epistula => MinerProtocol::Epistula,
-            ProtocolArg::Openai => MinerProtocol::OpenAi,
-        }
-    }
-}
 
 /// Configuration of the worker role.
 #[derive(clap::Args, Debug)]
@@ -80,43 +49,8 @@ pub struct WorkerArgs {
     /// Records per audit insert at most.
     #[arg(long = "audit-batch", env = "AUDIT_BATCH", default_value_t = 1000)]
     pub audit_batch: usize,
-    /// Jobs handled at once.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
-    pub concurrency: usize,
-    /// How to talk to miners.
-    #[arg(
-        long = "miner-protocol",
-        env = "MINER_PROTOCOL",
-        value_enum,
-        default_value = "classic"
-    )]
-    pub miner_protocol: ProtocolArg,
-    /// `task_name` sent with the v2.12 synapse shape.
-    #[arg(
-        long = "task-name",
-        env = "TASK_NAME",
-        default_value = "QuestionAnsweringTask"
-    )]
-    pub task_name: String,
-    /// A miner silent this long is given up on.
-    #[arg(long = "first-byte-timeout", env = "FIRST_BYTE_TIMEOUT", default_value = "8s", value_parser = parse_duration)]
-    pub first_byte_timeout: Duration,
-    /// Bytes kept per miner reply.
-    #[arg(long = "max-reply-bytes", env = "MAX_REPLY_BYTES", default_value_t = 256 * 1024)]
-    pub max_reply_bytes: usize,
-    /// Stake (τ) from which a neuron with a validator permit counts as a validator.
-    #[arg(
-        long = "validator-stake-threshold",
-        env = "VALIDATOR_STAKE_THRESHOLD",
-        default_value_t = 4096.0
-    )]
-    pub validator_stake_threshold: f64,
-    /// Ask at most one miner per coldkey.
-    #[arg(long = "one-per-coldkey", env = "ONE_PER_COLDKEY")]
-    pub one_per_coldkey: bool,
-    /// Ask at most one miner per IP.
-    #[arg(long = "one-per-ip", env = "ONE_PER_IP")]
-    pub one_per_ip: bool,
+    #[command(flatten)]
+    pub miners: MinerArgs,
     /// This worker's public IP as sent in the synapse headers (never looked up online).
     #[arg(long = "external-ip", env = "EXTERNAL_IP", default_value = "127.0.0.1")]
     pub external_ip: String,
@@ -146,15 +80,7 @@ impl WorkerArgs {
             )),
             Some(_) => {}
         }
-        if self.concurrency == 0 {
-            out.push("WORKER_CONCURRENCY must be at least 1".into());
-        }
-        if self.max_reply_bytes == 0 {
-            out.push("MAX_REPLY_BYTES must be at least 1".into());
-        }
-        if self.first_byte_timeout.is_zero() {
-            out.push("FIRST_BYTE_TIMEOUT must be positive".into());
-        }
+        out.extend(self.miners.problems());
         out
     }
 }
@@ -188,22 +114,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let queue = QueueConfig::default();
     let progress_interval = queue.ack_wait / 3;
     let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
-    let config = WorkerConfig {
-        instance_id: format!("worker-{}", &uuid_like()),
-        concurrency: args.concurrency,
-        prefetch: 1,
-        protocol: args.miner_protocol.protocol(&args.task_name),
-        first_byte_timeout: args.first_byte_timeout,
-        max_reply_bytes: args.max_reply_bytes,
-        selection: SelectionPolicy {
-            validator_stake_threshold: args.validator_stake_threshold,
-            one_per_coldkey: args.one_per_coldkey,
-            one_per_ip: args.one_per_ip,
-        },
-        heartbeat_interval: Duration::from_secs(1),
+    let config = args.miners.worker_config(
+        format!("worker-{}", &uuid_like()),
         progress_interval,
-        drain_timeout: args.drain_timeout,
-    };
+        args.drain_timeout,
+    );
     let shutdown = common::shutdown_token();
     if args.metagraph_file.is_none() {
         // Snapshots from the store: reload on <prefix>.metagraph.updated and every 30 s.

@@ -1,0 +1,123 @@
+//! Flags shared by the roles that ask miners (`worker`, `standalone`): how to talk to miners,
+//! how many jobs at once, per-miner limits, and who counts as a candidate.
+
+use super::common::parse_duration;
+use sn1_bittensor::dendrite::MinerProtocol;
+use sn1_bittensor::synapse::SynapseShape;
+use sn1_worker::WorkerConfig;
+use sn1_worker::selection::SelectionPolicy;
+use std::time::Duration;
+
+/// The miner protocol a deployment speaks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolArg {
+    /// StreamPromptingSynapse, classic shape (roles, messages).
+    Classic,
+    /// StreamPromptingSynapse, prompting v2.8–v2.12 shape (with task_name).
+    #[value(name = "v2.12")]
+    V212,
+    /// Epistula-signed OpenAI chat completions (SN1 since late 2024).
+    Epistula,
+    /// Plain OpenAI-compatible chat completions.
+    Openai,
+}
+
+impl ProtocolArg {
+    /// The protocol, with `task_name` for the v2.12 shape.
+    pub fn protocol(self, task_name: &str) -> MinerProtocol {
+        match self {
+            ProtocolArg::Classic => MinerProtocol::Synapse(SynapseShape::Classic),
+            ProtocolArg::V212 => MinerProtocol::Synapse(SynapseShape::V212 {
+                task_name: task_name.to_string(),
+                target_model: None,
+                seed: None,
+            }),
+            ProtocolArg::Epistula => MinerProtocol::Epistula,
+            ProtocolArg::Openai => MinerProtocol::OpenAi,
+        }
+    }
+}
+
+/// How a process asks miners.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MinerArgs {
+    /// Jobs handled at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
+    pub concurrency: usize,
+    /// How to talk to miners.
+    #[arg(
+        long = "miner-protocol",
+        env = "MINER_PROTOCOL",
+        value_enum,
+        default_value = "classic"
+    )]
+    pub miner_protocol: ProtocolArg,
+    /// `task_name` sent with the v2.12 synapse shape.
+    #[arg(
+        long = "task-name",
+        env = "TASK_NAME",
+        default_value = "QuestionAnsweringTask"
+    )]
+    pub task_name: String,
+    /// A miner silent this long is given up on.
+    #[arg(long = "first-byte-timeout", env = "FIRST_BYTE_TIMEOUT", default_value = "8s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+    /// Bytes kept per miner reply.
+    #[arg(long = "max-reply-bytes", env = "MAX_REPLY_BYTES", default_value_t = 256 * 1024)]
+    pub max_reply_bytes: usize,
+    /// Stake (τ) from which a neuron with a validator permit counts as a validator.
+    #[arg(
+        long = "validator-stake-threshold",
+        env = "VALIDATOR_STAKE_THRESHOLD",
+        default_value_t = 4096.0
+    )]
+    pub validator_stake_threshold: f64,
+    /// Ask at most one miner per coldkey.
+    #[arg(long = "one-per-coldkey", env = "ONE_PER_COLDKEY")]
+    pub one_per_coldkey: bool,
+    /// Ask at most one miner per IP.
+    #[arg(long = "one-per-ip", env = "ONE_PER_IP")]
+    pub one_per_ip: bool,
+}
+
+impl MinerArgs {
+    /// Problems with these settings, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.concurrency == 0 {
+            out.push("WORKER_CONCURRENCY must be at least 1".into());
+        }
+        if self.max_reply_bytes == 0 {
+            out.push("MAX_REPLY_BYTES must be at least 1".into());
+        }
+        if self.first_byte_timeout.is_zero() {
+            out.push("FIRST_BYTE_TIMEOUT must be positive".into());
+        }
+        out
+    }
+
+    /// The worker settings these flags describe.
+    pub fn worker_config(
+        &self,
+        instance_id: String,
+        progress_interval: Duration,
+        drain_timeout: Duration,
+    ) -> WorkerConfig {
+        WorkerConfig {
+            instance_id,
+            concurrency: self.concurrency,
+            prefetch: 1,
+            protocol: self.miner_protocol.protocol(&self.task_name),
+            first_byte_timeout: self.first_byte_timeout,
+            max_reply_bytes: self.max_reply_bytes,
+            selection: SelectionPolicy {
+                validator_stake_threshold: self.validator_stake_threshold,
+                one_per_coldkey: self.one_per_coldkey,
+                one_per_ip: self.one_per_ip,
+            },
+            heartbeat_interval: Duration::from_secs(1),
+            progress_interval,
+            drain_timeout,
+        }
+    }
+}
