@@ -68,7 +68,14 @@ async fn main() {
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let client = async_nats::connect(&nats).await.expect("NATS");
     let subjects = Subjects::new(format!("abench{:08x}", rand::random::<u32>()));
-    let queue = AuditQueue::new(client, subjects, AuditQueueConfig::default());
+    let queue = AuditQueue::new(
+        client.clone(),
+        subjects.clone(),
+        AuditQueueConfig {
+            max_bytes: 512 << 20,
+            ..AuditQueueConfig::default()
+        },
+    );
     queue.ensure_stream().await.expect("audit stream");
 
     let url = sn1_contracts::store::testing::fresh_database("abench")
@@ -124,6 +131,10 @@ async fn main() {
         .await
         .expect("count");
     assert_eq!(miners as usize, records * 5);
+    // JetStream reserves the stream's max_bytes: give it back.
+    let _ = async_nats::jetstream::new(client)
+        .delete_stream(subjects.audit_stream())
+        .await;
     println!(
         "audit writer: {records} records ({} miner rows) drained from JetStream into Postgres in {:.2} s = {:.0} records/s (publishing them took {:.2} s)",
         records * 5,

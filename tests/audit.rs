@@ -62,7 +62,17 @@ async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
     let fleet = Fleet::start_with(configs).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
-    let stack = Stack::start("audit", &mg, 1, 1, &[("DATABASE_URL", proxied)]).await;
+    let stack = Stack::start(
+        "audit",
+        &mg,
+        1,
+        1,
+        &[
+            ("DATABASE_URL", proxied),
+            ("AUDIT_STREAM_MAX_BYTES", (64 << 20).to_string()),
+        ],
+    )
+    .await;
 
     let mut ids = BTreeSet::new();
     let ask = |i: usize| {

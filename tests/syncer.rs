@@ -72,6 +72,8 @@ fn worker_env(prefix: &str, db: &str, ops: u16) -> Vec<(&'static str, String)> {
         ("NATS_PREFIX", prefix.to_string()),
         ("OPS_PORT", ops.to_string()),
         ("DATABASE_URL", db.to_string()),
+        // JetStream reserves the audit stream's whole max_bytes: keep tests small.
+        ("AUDIT_STREAM_MAX_BYTES", (64u64 << 20).to_string()),
         ("BT_WALLET_PATH", wallets().display().to_string()),
         ("BT_WALLET_NAME", "sn1-validator".into()),
         ("BT_WALLET_HOTKEY", "default".into()),

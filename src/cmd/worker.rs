@@ -46,6 +46,10 @@ pub struct WorkerArgs {
     /// Bytes of each miner's text the audit log keeps.
     #[arg(long = "audit-max-text-bytes", env = "AUDIT_MAX_TEXT_BYTES", default_value_t = 16 * 1024)]
     pub audit_max_text_bytes: usize,
+    /// Bytes the JetStream audit stream buffers at most while Postgres is behind (reserved on
+    /// the NATS server when the stream is created; records beyond are refused and counted).
+    #[arg(long = "audit-stream-max-bytes", env = "AUDIT_STREAM_MAX_BYTES", default_value_t = 1 << 30)]
+    pub audit_stream_max_bytes: i64,
     /// Records per audit insert at most.
     #[arg(long = "audit-batch", env = "AUDIT_BATCH", default_value_t = 1000)]
     pub audit_batch: usize,
@@ -153,7 +157,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let queue = AuditQueue::new(
             bus.client().clone(),
             args.nats.subjects(),
-            AuditQueueConfig::default(),
+            AuditQueueConfig {
+                max_bytes: args.audit_stream_max_bytes,
+                ..AuditQueueConfig::default()
+            },
         );
         queue.ensure_stream().await?;
         let settings = AuditSettings {

@@ -175,6 +175,7 @@ impl Stack {
         workers: usize,
         worker_env: &[(&str, String)],
     ) -> Stack {
+        remove_stale_test_streams().await;
         let prefix = unique_prefix(tag);
         let key = format!("key-{prefix}");
         let mut procs = Vec::new();
@@ -189,6 +190,8 @@ impl Stack {
                 ("BT_WALLET_PATH", wallets().display().to_string()),
                 ("BT_WALLET_NAME", "sn1-validator".into()),
                 ("BT_WALLET_HOTKEY", "default".into()),
+                // JetStream reserves the audit stream's whole max_bytes: keep tests small.
+                ("AUDIT_STREAM_MAX_BYTES", (64u64 << 20).to_string()),
             ];
             env.extend(worker_env.iter().cloned());
             procs.push(Proc::start(
@@ -474,5 +477,41 @@ impl TcpProxy {
     /// Accepts connections again.
     pub fn restore(&self) {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// JetStream keeps streams across server restarts and reserves each one's `max_bytes`, so test
+/// runs must not pile them up on the machine's NATS: streams of earlier test runs (prefix `t…`,
+/// `bench…`, `abench…`) older than ten minutes are deleted. Recent ones may belong to tests
+/// running right now and are left alone.
+pub async fn remove_stale_test_streams() {
+    use futures::StreamExt;
+    let Ok(client) = async_nats::connect(nats_url()).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(client);
+    let mut names = js.stream_names();
+    let mut stale = Vec::new();
+    while let Some(Ok(name)) = names.next().await {
+        let test_like =
+            (name.starts_with('T') || name.starts_with("BENCH") || name.starts_with("ABENCH"))
+                && (name.ends_with("_JOBS") || name.ends_with("_AUDIT"));
+        if test_like {
+            stale.push(name);
+        }
+    }
+    let cutoff = std::time::SystemTime::now() - Duration::from_secs(600);
+    for name in stale {
+        let Ok(mut stream) = js.get_stream(&name).await else {
+            continue;
+        };
+        let Ok(info) = stream.info().await else {
+            continue;
+        };
+        let created = std::time::UNIX_EPOCH
+            + Duration::from_secs(info.created.unix_timestamp().max(0) as u64);
+        if created < cutoff {
+            let _ = js.delete_stream(&name).await;
+        }
     }
 }

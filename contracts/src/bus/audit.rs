@@ -14,7 +14,8 @@ use std::time::Duration;
 pub struct AuditQueueConfig {
     /// Records held at most while the writer is behind (publishing beyond fails and is counted).
     pub max_records: i64,
-    /// Bytes held at most.
+    /// Bytes held at most. JetStream reserves this much of its storage for the stream when it
+    /// is created, so it is also what one deployment takes from the server's JetStream budget.
     pub max_bytes: i64,
     /// How long the writer may hold a batch before the broker redelivers it.
     pub ack_wait: Duration,
@@ -26,7 +27,7 @@ impl Default for AuditQueueConfig {
     fn default() -> Self {
         AuditQueueConfig {
             max_records: 5_000_000,
-            max_bytes: 4 << 30,
+            max_bytes: 1 << 30,
             ack_wait: Duration::from_secs(30),
             replicas: 1,
         }
