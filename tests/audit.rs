@@ -131,4 +131,19 @@ async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
     )
     .await;
     assert_eq!(leaked, 0);
+
+    // A NUL character (valid JSON and UTF-8, refused by Postgres text/jsonb) in the prompt —
+    // which the simulated miners also echo back — neither loses the record nor stalls the
+    // writer.
+    let body = json!({"k": 2, "roles": ["user"], "messages": ["nul\u{0}here"]});
+    let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+    assert_eq!(out.status, 200);
+    wait_for_completions(&pool, 26, Duration::from_secs(20), || stack.logs()).await;
+    let stored: String =
+        sqlx::query_scalar("SELECT messages->>0 FROM completions WHERE request_id = $1::uuid")
+            .bind(out.request_id.expect("x-request-id"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, "nul\u{FFFD}here");
 }

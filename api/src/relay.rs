@@ -52,6 +52,8 @@ pub struct Relay {
     selected_uid: i32,
     sequence: u64,
     last_event: tokio::time::Instant,
+    /// When something (event or keep-alive) was last handed to the client.
+    last_sent: tokio::time::Instant,
     finished: bool,
     _permit: OwnedSemaphorePermit,
 }
@@ -83,6 +85,7 @@ impl Relay {
             selected_uid: -1,
             sequence: 0,
             last_event: now,
+            last_sent: now,
             finished: false,
             _permit: permit,
         }
@@ -100,12 +103,20 @@ impl Relay {
 
     /// The next thing to send; `None` after the final event.
     pub async fn next(&mut self) -> Option<Relayed> {
+        let next = self.next_inner().await;
+        self.last_sent = tokio::time::Instant::now();
+        next
+    }
+
+    async fn next_inner(&mut self) -> Option<Relayed> {
         if self.finished {
             return None;
         }
         loop {
             let silence_limit = self.last_event + self.timings.worker_silence;
-            let wake = tokio::time::Instant::now() + self.timings.keep_alive;
+            // From the last thing sent, not from the last worker event: heartbeats arrive every
+            // second and are not sent on, so the client still needs keep-alives.
+            let wake = self.last_sent + self.timings.keep_alive;
             let event = tokio::select! {
                 event = self.events.next() => event,
                 _ = tokio::time::sleep_until(self.deadline) => {

@@ -49,14 +49,57 @@ impl ContentPolicy {
 
     /// Applies the policy to a list of messages (hashed as their JSON).
     pub fn keep_all(self, messages: &[String]) -> (Option<Vec<String>>, Option<String>) {
+        self.keep_all_capped(messages, usize::MAX)
+    }
+
+    /// Like [`ContentPolicy::keep`], keeping at most `max_bytes` of the text (cut on a
+    /// character boundary, NUL characters replaced: Postgres text cannot hold them); the hash
+    /// is always of the whole text.
+    pub fn keep_capped(self, text: &str, max_bytes: usize) -> Kept {
+        let mut kept = self.keep(text);
+        kept.text = kept.text.map(|t| storable(cap(&t, max_bytes)));
+        kept
+    }
+
+    /// Like [`ContentPolicy::keep_all`], keeping at most `budget` bytes across all messages.
+    pub fn keep_all_capped(
+        self,
+        messages: &[String],
+        budget: usize,
+    ) -> (Option<Vec<String>>, Option<String>) {
         let json = serde_json::to_string(messages).unwrap_or_default();
+        let each = budget / messages.len().max(1);
+        let capped = || messages.iter().map(|m| storable(cap(m, each))).collect();
         match self {
-            ContentPolicy::Full => (Some(messages.to_vec()), Some(sha256_hex(json.as_bytes()))),
+            ContentPolicy::Full => (Some(capped()), Some(sha256_hex(json.as_bytes()))),
             ContentPolicy::Hash => (None, Some(sha256_hex(json.as_bytes()))),
             ContentPolicy::None => (None, None),
         }
     }
 }
+
+/// `text` without NUL characters (replaced by U+FFFD), which Postgres `text` and `jsonb` refuse.
+pub fn storable(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary.
+pub fn cap(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl ContentPolicy {}
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -134,4 +177,22 @@ pub struct MinerResponseRecord {
     pub clean_reason: Option<String>,
     /// Whether its answer was sent to the client.
     pub selected: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_content_keeps_the_hash_of_the_whole_text() {
+        let text = "héllo\0wörld".repeat(10);
+        let kept = ContentPolicy::Full.keep_capped(&text, 8);
+        assert_eq!(kept.text.as_deref(), Some("héllo\u{FFFD}w"));
+        assert_eq!(kept.sha256, Some(sha256_hex(text.as_bytes())));
+        let (messages, hash) =
+            ContentPolicy::Full.keep_all_capped(&["a".repeat(10), "b".repeat(10)], 8);
+        assert_eq!(messages, Some(vec!["aaaa".to_string(), "bbbb".to_string()]));
+        assert!(hash.is_some());
+        assert_eq!(cap("é", 1), "");
+    }
 }

@@ -15,6 +15,9 @@ pub enum ErrorKind {
     /// No miner is left to ask (empty metagraph, or `exclude` removed them all). Sent instead of
     /// `Accepted`, so the api can answer 422 before streaming.
     NoCandidates,
+    /// The worker cannot serve now (e.g. no metagraph loaded yet); retry later. Sent instead of
+    /// `Accepted`, so the api can answer 503 before streaming.
+    Unavailable,
     /// The worker failed.
     Internal,
 }

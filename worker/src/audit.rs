@@ -6,7 +6,7 @@ use crate::cleaning;
 use crate::fanout::MinerRecord;
 use crate::job::JobSummary;
 use sn1_bittensor::reply::OutcomeKind;
-use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord};
+use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord, cap, storable};
 use sn1_contracts::bus::audit::{AuditDelivery, AuditQueue};
 use sn1_contracts::job::ChatJob;
 use sqlx::PgPool;
@@ -27,10 +27,15 @@ impl AuditSink {
     pub async fn publish(&self, record: &CompletionRecord) -> Result<(), String> {
         match self {
             AuditSink::JetStream(queue) => queue.publish(record).await.map_err(|e| e.to_string()),
-            AuditSink::Local(tx) => tx
-                .send(record.clone())
-                .await
-                .map_err(|_| "the audit writer has stopped".to_string()),
+            // Never hold a job on a stuck writer: a full buffer drops the record (counted).
+            AuditSink::Local(tx) => tx.try_send(record.clone()).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                    "the audit writer is behind (buffer full)".to_string()
+                }
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    "the audit writer has stopped".to_string()
+                }
+            }),
         }
     }
 }
@@ -96,7 +101,14 @@ pub fn build_record(
     total: Duration,
     settings: &AuditSettings,
 ) -> CompletionRecord {
-    let (messages, messages_sha256) = settings.content.keep_all(&job.params.messages);
+    let (messages, messages_sha256) = settings
+        .content
+        .keep_all_capped(&job.params.messages, MESSAGES_BUDGET);
+    // Miner texts share a budget, so a record stays far below NATS's 1 MB message limit
+    // whatever k is.
+    let per_miner = settings
+        .max_text_bytes
+        .min(MINER_TEXTS_BUDGET / summary.miners.len().max(1));
     let text_of = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
     CompletionRecord {
         request_id: job.request_id.clone(),
@@ -108,35 +120,56 @@ pub fn build_record(
         timeout_s: job.params.timeout_secs,
         strategy: text_of(serde_json::json!(job.params.strategy)),
         sampling_mode: text_of(serde_json::json!(job.params.sampling_mode)),
-        exclude: serde_json::json!(job.params.exclude),
+        exclude: serde_json::json!(
+            job.params
+                .exclude
+                .iter()
+                .map(|e| match e {
+                    sn1_contracts::job::Exclusion::Uid(u) => serde_json::json!(u),
+                    sn1_contracts::job::Exclusion::Hotkey(h) => serde_json::json!(storable(h)),
+                })
+                .collect::<Vec<_>>()
+        ),
         roles: job.params.roles.clone(),
         messages,
         messages_sha256,
         selected_uid: summary.selected_uid,
-        completion: settings.content.keep(&summary.completion),
+        completion: settings
+            .content
+            .keep_capped(&summary.completion, COMPLETION_BUDGET),
         status: summary.status.as_str().to_string(),
-        error: summary.error.clone(),
+        error: summary.error.as_deref().map(storable),
         time_to_first_chunk_ms: summary.time_to_first_chunk.map(millis),
         total_ms: millis(total),
         miners: summary
             .miners
             .iter()
-            .map(|m| miner_row(m, settings))
+            .map(|m| miner_row(m, settings, per_miner))
             .collect(),
     }
 }
+
+/// Bytes of prompt kept per record (all messages together).
+const MESSAGES_BUDGET: usize = 256 * 1024;
+/// Bytes of the answer kept per record.
+const COMPLETION_BUDGET: usize = 128 * 1024;
+/// Bytes of miner texts kept per record (all miners together).
+const MINER_TEXTS_BUDGET: usize = 256 * 1024;
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// One miner's row.
-pub fn miner_row(m: &MinerRecord, settings: &AuditSettings) -> MinerResponseRecord {
-    let text = cap(&m.text, settings.max_text_bytes);
+/// One miner's row, keeping at most `max_text` bytes of its text.
+pub fn miner_row(
+    m: &MinerRecord,
+    settings: &AuditSettings,
+    max_text: usize,
+) -> MinerResponseRecord {
     let outcome = m.outcome.as_ref();
     MinerResponseRecord {
         uid: m.target.uid,
-        hotkey: m.target.hotkey.clone(),
+        hotkey: storable(&m.target.hotkey),
         outcome: miner_outcome(m).to_string(),
         status_code: outcome.and_then(|o| o.http_status),
         time_to_first_byte_ms: outcome.and_then(|o| o.time_to_first_byte).map(millis),
@@ -145,7 +178,7 @@ pub fn miner_row(m: &MinerRecord, settings: &AuditSettings) -> MinerResponseReco
         bytes: outcome
             .map(|o| o.bytes as u64)
             .unwrap_or(m.text.len() as u64),
-        text: settings.content.keep(text),
+        text: settings.content.keep_capped(&m.text, max_text),
         clean_reason: clean_reason(m),
         selected: m.selected,
     }
@@ -186,18 +219,7 @@ fn clean_reason(m: &MinerRecord) -> Option<String> {
         (Some(r), None) => Some(r.to_string()),
         (None, None) => None,
     };
-    reason.map(|r| cap(&r, 500).to_string())
-}
-
-fn cap(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    reason.map(|r| storable(cap(&r, 500)))
 }
 
 /// How the audit writer batches and prunes.
@@ -310,6 +332,11 @@ async fn write_until_committed(
                 }
                 return true;
             }
+            Err(e) if is_permanent(&e) => {
+                // One bad record must not hold the others (or the writer) forever.
+                tracing::warn!(error = %e, records = records.len(), "Postgres refused the batch; inserting one by one");
+                return write_one_by_one(pool, deliveries, shutdown).await;
+            }
             Err(e) => {
                 metrics::counter!("sn1_audit_insert_failures_total").increment(1);
                 if failing_since.is_none() {
@@ -327,6 +354,57 @@ async fn write_until_committed(
             }
         }
     }
+}
+
+/// Whether Postgres refused the data itself (SQLSTATE class 22 data exception or 23 integrity
+/// violation): retrying the same rows cannot help.
+fn is_permanent(e: &sn1_contracts::store::StoreError) -> bool {
+    match e {
+        sn1_contracts::store::StoreError::Query(sqlx::Error::Database(db)) => db
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        _ => false,
+    }
+}
+
+/// Inserts each record on its own; a record Postgres refuses is dropped for good (counted and
+/// logged by request id), the others are kept and retried like a batch.
+async fn write_one_by_one(
+    pool: &PgPool,
+    deliveries: &[AuditDelivery],
+    shutdown: &CancellationToken,
+) -> bool {
+    for d in deliveries {
+        let Some(record) = &d.record else {
+            let _ = d.ack().await;
+            continue;
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match sn1_contracts::store::audit::insert_batch(pool, &[record]).await {
+                Ok(new) => {
+                    metrics::counter!("sn1_audit_records_written_total").increment(new);
+                    let _ = d.ack().await;
+                    break;
+                }
+                Err(e) if is_permanent(&e) => {
+                    metrics::counter!("sn1_audit_records_rejected_total").increment(1);
+                    tracing::error!(request_id = %record.request_id, error = %e, "audit record refused by Postgres; dropped");
+                    let _ = d.term().await;
+                    break;
+                }
+                Err(_) => {
+                    let _ = d.in_progress().await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+    true
 }
 
 async fn prune_loop(pool: PgPool, retention: Duration, every: Duration, stop: CancellationToken) {

@@ -11,7 +11,7 @@ use sn1_bittensor::dendrite::{Dendrite, MinerTarget, Prompt};
 use sn1_bittensor::reply::ReplyLimits;
 use sn1_contracts::event::{ErrorKind, WorkerEvent};
 use sn1_contracts::job::{ChatJob, Endpoint};
-use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -135,12 +135,25 @@ impl JobRunner {
 
         let targets = self.pick_targets(job);
         if targets.is_empty() {
-            let message =
-                "no miner is left to ask: the metagraph has no serving miner outside `exclude`";
+            // No miner at all is a worker that is not ready (503, retry); no miner left after
+            // `exclude` is the request's doing (422).
+            let metagraph = self.directory.snapshot();
+            let any = !selection::candidates(&metagraph, &[], &self.config.selection).is_empty();
+            let (kind, message) = if any {
+                (
+                    ErrorKind::NoCandidates,
+                    "no miner is left to ask: the metagraph has no serving miner outside `exclude`",
+                )
+            } else {
+                (
+                    ErrorKind::Unavailable,
+                    "the worker has no serving miner in its metagraph yet; retry shortly",
+                )
+            };
             let _ = events
                 .send(WorkerEvent::Error {
                     worker,
-                    kind: ErrorKind::NoCandidates,
+                    kind,
                     message: message.into(),
                 })
                 .await;
@@ -183,7 +196,22 @@ impl JobRunner {
         let report = loop {
             tokio::select! {
                 report = &mut fan => break report,
-                Some(chunk) = rx.recv() => {
+                Some(mut chunk) = rx.recv() => {
+                    // Chunks that queued up while the last event was on its way go out as one:
+                    // a miner that streams byte by byte cannot make the client's events (each
+                    // carrying all chunks so far) grow with the square of its chunk count.
+                    while chunk.delta.len() < COALESCE_MAX_BYTES {
+                        match rx.try_recv() {
+                            Ok(next) if next.uid == chunk.uid => chunk.delta.push_str(&next.delta),
+                            Ok(next) => {
+                                completion.push_str(&chunk.delta);
+                                let event = WorkerEvent::Chunk { worker: worker.clone(), delta: std::mem::take(&mut chunk.delta), uid: i32::from(chunk.uid) };
+                                let _ = events.send(event).await;
+                                chunk = next;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     completion.push_str(&chunk.delta);
                     let event = WorkerEvent::Chunk { worker: worker.clone(), delta: chunk.delta, uid: i32::from(chunk.uid) };
                     if events.send(event).await.is_err() {
@@ -276,5 +304,5 @@ impl JobRunner {
     }
 }
 
-/// Default per-miner time to first byte: a miner silent this long is given up on.
-pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Bytes of queued chunks merged into one event at most.
+const COALESCE_MAX_BYTES: usize = 16 * 1024;

@@ -110,6 +110,16 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 permit = slots.clone().acquire_owned() => permit?,
             };
+            // A worker with no metagraph yet leaves jobs to workers that have one.
+            while this.runner.directory.snapshot().neurons.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 next = jobs.next() => next,
@@ -118,7 +128,12 @@ impl Worker {
                 None => {
                     tracing::warn!("job stream ended; reopening");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    jobs = this.bus.job_stream(config.prefetch).await?;
+                    match this.bus.job_stream(config.prefetch).await {
+                        Ok(stream) => jobs = stream,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not reopen the job stream; retrying")
+                        }
+                    }
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "could not take a job");

@@ -115,6 +115,13 @@ async fn handle(
         })) => {
             return Err(ApiError::Unprocessable(message));
         }
+        Ok(Some(WorkerEvent::Error {
+            kind: ErrorKind::Unavailable,
+            message,
+            ..
+        })) => {
+            return Err(ApiError::QueueUnavailable(message));
+        }
         Ok(Some(other)) => other.worker().to_string(),
         Ok(None) => {
             return Err(ApiError::QueueUnavailable(

@@ -147,6 +147,14 @@ impl AuditDelivery {
         }
     }
 
+    /// Gives up on the record for good (Postgres refuses it): never redelivered.
+    pub async fn term(&self) -> Result<(), BusError> {
+        self.msg
+            .ack_with(jetstream::AckKind::Term)
+            .await
+            .map_err(unavailable)
+    }
+
     /// Tells the broker the record is still being worked on (resets its redelivery timer).
     pub async fn in_progress(&self) -> Result<(), BusError> {
         self.msg

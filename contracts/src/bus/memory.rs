@@ -60,8 +60,11 @@ impl MemoryBus {
     pub(super) async fn publish_event(&self, request_id: &str, event: &WorkerEvent) {
         let tx = self.lock_events().get(request_id).cloned();
         if let Some(tx) = tx {
-            // The api went away meanwhile: nobody to tell, like core NATS.
-            let _ = tx.send(event.clone()).await;
+            // Like core NATS: a gone or hopelessly slow reader (buffer full) loses the event
+            // rather than stalling the worker that holds the job.
+            if tx.try_send(event.clone()).is_err() {
+                metrics::counter!("sn1_bus_events_dropped_total").increment(1);
+            }
         }
     }
 
