@@ -4,7 +4,7 @@ use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use secrecy::SecretString;
 use sn1_api::auth::Auth;
 use sn1_api::{ApiConfig, AppState};
-use sn1_contracts::bus::{Bus, NatsBus, QueueConfig};
+use sn1_contracts::bus::{Bus, NatsBus};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,13 +74,6 @@ pub struct ApiArgs {
     /// How long to wait for a worker to take a job before answering 504.
     #[arg(long = "accept-timeout", env = "ACCEPT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub accept_timeout: Duration,
-    /// Jobs the queue holds at most (publishing beyond answers 503).
-    #[arg(
-        long = "queue-max-jobs",
-        env = "QUEUE_MAX_JOBS",
-        default_value_t = 10_000
-    )]
-    pub queue_max_jobs: i64,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -98,9 +91,6 @@ impl ApiArgs {
         if !(self.max_timeout.is_finite() && self.max_timeout > 0.0) {
             out.push("MAX_TIMEOUT must be a positive number of seconds".into());
         }
-        if self.queue_max_jobs <= 0 {
-            out.push("QUEUE_MAX_JOBS must be at least 1".into());
-        }
         out
     }
 }
@@ -113,10 +103,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     if matches!(auth, Auth::Open) {
         tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
     }
-    let queue = QueueConfig {
-        max_jobs: args.queue_max_jobs,
-        ..QueueConfig::default()
-    };
+    let queue = args.nats.queue_config();
     let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
     if let Err(e) = bus.ensure_jobs_stream().await {
         tracing::warn!(error = %e, "jobs stream not ready yet; requests get 503 until it is");

@@ -20,12 +20,22 @@ pub struct NatsArgs {
     /// Prefix of every stream and subject, so deployments can share a NATS server.
     #[arg(long = "nats-prefix", env = "NATS_PREFIX", default_value = "sn1")]
     pub nats_prefix: String,
+    /// Jobs the queue holds at most (publishing beyond answers 503).
+    #[arg(
+        long = "queue-max-jobs",
+        env = "QUEUE_MAX_JOBS",
+        default_value_t = 10_000
+    )]
+    pub queue_max_jobs: i64,
 }
 
 impl NatsArgs {
     /// Problems with these settings, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.queue_max_jobs <= 0 {
+            out.push("QUEUE_MAX_JOBS must be at least 1".into());
+        }
         if let Err(e) = Subjects::validate_prefix(&self.nats_prefix) {
             out.push(format!("NATS_PREFIX ({:?}) {e}", self.nats_prefix));
         }
@@ -41,6 +51,14 @@ impl NatsArgs {
             ));
         }
         out
+    }
+
+    /// The job queue's settings (the same on every role that may create the stream).
+    pub fn queue_config(&self) -> sn1_contracts::bus::QueueConfig {
+        sn1_contracts::bus::QueueConfig {
+            max_jobs: self.queue_max_jobs,
+            ..sn1_contracts::bus::QueueConfig::default()
+        }
     }
 
     /// The subjects for the configured prefix.

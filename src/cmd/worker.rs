@@ -6,7 +6,7 @@ use crate::wallet_args::WalletArgs;
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
 use sn1_contracts::audit::ContentPolicy;
 use sn1_contracts::bus::audit::{AuditQueue, AuditQueueConfig};
-use sn1_contracts::bus::{Bus, NatsBus, QueueConfig};
+use sn1_contracts::bus::{Bus, NatsBus};
 use sn1_worker::Worker;
 use sn1_worker::audit::{AuditSettings, AuditSink, WriterConfig, run_writer};
 use sn1_worker::directory::Directory;
@@ -115,7 +115,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             connect_timeout: Duration::from_secs(3),
         },
     )?;
-    let queue = QueueConfig::default();
+    let queue = args.nats.queue_config();
     let progress_interval = queue.ack_wait / 3;
     let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
     let config = args.miners.worker_config(

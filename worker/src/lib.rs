@@ -142,8 +142,9 @@ impl Worker {
                 Some(Ok(delivery)) => {
                     let this = this.clone();
                     let cancel = jobs_cancel.child_token();
+                    let stopping = jobs_cancel.clone();
                     tracker.spawn(async move {
-                        this.handle(delivery, cancel).await;
+                        this.handle(delivery, cancel, &stopping).await;
                         drop(permit);
                     });
                 }
@@ -163,7 +164,14 @@ impl Worker {
     }
 
     /// Handles one delivered job: runs it, relays its events, keeps the broker informed, acks.
-    pub async fn handle(&self, delivery: JobDelivery, cancel: CancellationToken) {
+    /// `cancel` fires for this job (client gone) or for all (`stopping`: the worker shuts down
+    /// after its drain timeout, and tells the client so).
+    pub async fn handle(
+        &self,
+        delivery: JobDelivery,
+        cancel: CancellationToken,
+        stopping: &CancellationToken,
+    ) {
         let job = delivery.job.clone();
         let span = tracing::info_span!(
             "job",
@@ -214,6 +222,15 @@ impl Worker {
                 }
             };
             let _ = relay.await;
+            if summary.status == job::JobStatus::Cancelled && stopping.is_cancelled() {
+                // Not the client's doing: say why the answer ends here.
+                let event = WorkerEvent::Error {
+                    worker: self.runner.config.instance_id.clone(),
+                    kind: sn1_contracts::event::ErrorKind::Internal,
+                    message: "the worker handling this request shut down; retry".into(),
+                };
+                let _ = self.bus.publish_event(&job.request_id, &event).await;
+            }
             let elapsed = started.elapsed();
             if let Some((queue, settings)) = &self.audit
                 && summary.status != job::JobStatus::Skipped

@@ -106,10 +106,27 @@ impl NatsBus {
             num_replicas: self.config.replicas,
             ..Default::default()
         };
-        self.js
-            .get_or_create_stream(config)
+        let mut stream = self
+            .js
+            .get_or_create_stream(config.clone())
             .await
             .map_err(unavailable)?;
+        // A stream made earlier (by another role or an older release) keeps its settings unless
+        // told otherwise: the configured bound wins.
+        let current = stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .config
+            .max_messages;
+        if current != config.max_messages {
+            tracing::info!(
+                from = current,
+                to = config.max_messages,
+                "updating the job queue bound"
+            );
+            self.js.update_stream(config).await.map_err(unavailable)?;
+        }
         Ok(())
     }
 
