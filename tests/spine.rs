@@ -576,3 +576,36 @@ async fn requests_beyond_max_in_flight_get_503_with_retry_after() {
     let third = post_ndjson(&format!("http://127.0.0.1:{port}/chat"), "k", &body).await;
     assert_eq!(third.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_leaves_new_jobs_to_an_idle_one() {
+    // Each miner streams for ~3 s; each worker takes one job at a time.
+    let fleet = fleet_of(2, |c| {
+        c.reply.text = Some("slow ".repeat(75));
+        c.reply.chunk_chars = 5;
+        c.reply.chunk_delay = Duration::from_millis(40);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start("busy2", &mg, 1, 2, &[("WORKER_CONCURRENCY", "1".into())]).await;
+    for round in 0..3 {
+        let (url, key) = (stack.api(0, "/chat"), stack.key.clone());
+        let first = tokio::spawn(async move {
+            let body = json!({"k": 1, "roles": ["user"], "messages": ["long one"]});
+            post_ndjson(&url, &key, &body).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // One worker is busy for ~3 s; the other is idle and must take this one at once.
+        let body = json!({"k": 1, "roles": ["user"], "messages": ["second"]});
+        let second = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+        assert_eq!(second.status, 200);
+        let at = second.first_event_at.expect("a chunk");
+        assert!(
+            at < Duration::from_millis(1500),
+            "round {round}: first chunk after {at:?}: the busy worker held the job\n{}",
+            stack.logs()
+        );
+        assert_eq!(first.await.unwrap().status, 200);
+    }
+}
