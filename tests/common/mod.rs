@@ -31,12 +31,26 @@ pub fn unique_prefix(tag: &str) -> String {
     format!("t{}{:08x}", tag, rand::random::<u32>())
 }
 
-/// A port that was free a moment ago.
+/// A port for a child process to listen on. Taken below Linux's ephemeral range
+/// (32768–60999), which is where the OS picks ports for `bind(0)` and outgoing connections: a
+/// port from there could be taken by the time the child binds it (a simulated miner, a client
+/// socket). Within one test binary each call gets a new port; the start is spread by process id.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 500) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_700, "ran out of test ports");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Where process logs go (kept for debugging a failed test).
