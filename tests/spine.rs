@@ -52,6 +52,16 @@ both_backends!(
     client_disconnect_closes_the_miner_connections,
 );
 
+/// Miners that stream `words` five-character chunks, `gap_ms` apart: a long-running answer.
+async fn slow_fleet(n: u16, words: usize, gap_ms: u64) -> Fleet {
+    fleet_of(n, |c| {
+        c.reply.text = Some("slow ".repeat(words));
+        c.reply.chunk_chars = 5;
+        c.reply.chunk_delay = Duration::from_millis(gap_ms);
+    })
+    .await
+}
+
 fn total_calls(fleet: &Fleet) -> usize {
     fleet.miners().iter().map(|m| m.calls().len()).sum()
 }
@@ -342,12 +352,7 @@ async fn a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_erro
 }
 
 async fn client_disconnect_closes_the_miner_connections(backend: Backend) {
-    let fleet = fleet_of(3, |c| {
-        c.reply.text = Some("word ".repeat(400));
-        c.reply.chunk_chars = 5;
-        c.reply.chunk_delay = Duration::from_millis(50);
-    })
-    .await;
+    let fleet = slow_fleet(3, 400, 50).await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
     let stack = Stack::start_on(backend, "disc", &mg, &[]).await;
@@ -508,12 +513,7 @@ async fn bad_configuration_names_every_bad_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_max_in_flight_get_503_with_retry_after() {
-    let fleet = fleet_of(1, |c| {
-        c.reply.text = Some("slow ".repeat(200));
-        c.reply.chunk_chars = 5;
-        c.reply.chunk_delay = Duration::from_millis(20);
-    })
-    .await;
+    let fleet = slow_fleet(1, 200, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
     let prefix = unique_prefix("busy");
@@ -580,12 +580,7 @@ async fn requests_beyond_max_in_flight_get_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_worker_leaves_new_jobs_to_an_idle_one() {
     // Each miner streams for ~3 s; each worker takes one job at a time.
-    let fleet = fleet_of(2, |c| {
-        c.reply.text = Some("slow ".repeat(75));
-        c.reply.chunk_chars = 5;
-        c.reply.chunk_delay = Duration::from_millis(40);
-    })
-    .await;
+    let fleet = slow_fleet(2, 75, 40).await;
     let dir = tempfile::tempdir().unwrap();
     let mg = write_metagraph(&fleet, dir.path());
     let stack = Stack::start("busy2", &mg, 1, 2, &[("WORKER_CONCURRENCY", "1".into())]).await;

@@ -2,7 +2,7 @@
 //! worker that publishes one record per request and the audit writer that inserts them into
 //! Postgres and acks only after the commit. A Postgres outage delays the log and loses nothing.
 
-use super::BusError;
+use super::{BusError, unavailable, work_queue_stream};
 use crate::audit::CompletionRecord;
 use crate::subjects::Subjects;
 use async_nats::jetstream::{self, consumer, stream};
@@ -42,10 +42,6 @@ pub struct AuditQueue {
     config: AuditQueueConfig,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
-}
-
 impl AuditQueue {
     /// The audit stream on `client`'s server (created on first use).
     pub fn new(client: async_nats::Client, subjects: Subjects, config: AuditQueueConfig) -> Self {
@@ -59,18 +55,13 @@ impl AuditQueue {
     /// Creates the stream, or checks that it is there.
     pub async fn ensure_stream(&self) -> Result<stream::Stream, BusError> {
         self.js
-            .get_or_create_stream(stream::Config {
-                name: self.subjects.audit_stream(),
-                subjects: vec![self.subjects.audit()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                discard: stream::DiscardPolicy::New,
-                max_messages: self.config.max_records,
-                max_bytes: self.config.max_bytes,
-                duplicate_window: Duration::from_secs(120),
-                num_replicas: self.config.replicas,
-                ..Default::default()
-            })
+            .get_or_create_stream(work_queue_stream(
+                self.subjects.audit_stream(),
+                self.subjects.audit(),
+                self.config.max_records,
+                self.config.max_bytes,
+                self.config.replicas,
+            ))
             .await
             .map_err(unavailable)
     }

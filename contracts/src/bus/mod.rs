@@ -32,6 +32,36 @@ pub enum BusError {
     Codec(String),
 }
 
+/// A broker failure, as the bus reports it.
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+/// The shape of both our JetStream streams (jobs, audit): a persisted work queue that refuses
+/// new messages when full (so the publisher learns it at once) and de-duplicates by message id
+/// (the request id) for two minutes.
+pub(crate) fn work_queue_stream(
+    name: String,
+    subject: String,
+    max_messages: i64,
+    max_bytes: i64,
+    replicas: usize,
+) -> async_nats::jetstream::stream::Config {
+    use async_nats::jetstream::stream;
+    stream::Config {
+        name,
+        subjects: vec![subject],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        max_messages,
+        max_bytes,
+        duplicate_window: Duration::from_secs(120),
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
 /// The bus of a deployment.
 // One per process, cloned once per request: the size difference costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]

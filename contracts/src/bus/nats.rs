@@ -4,7 +4,7 @@
 //!
 //! Everything used here exists in NATS Server 2.9.
 
-use super::{BusError, DeliveryHandle, JobDelivery};
+use super::{BusError, DeliveryHandle, JobDelivery, unavailable, work_queue_stream};
 use crate::event::WorkerEvent;
 use crate::job::ChatJob;
 use crate::subjects::Subjects;
@@ -53,10 +53,6 @@ pub struct NatsBus {
     config: QueueConfig,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
-}
-
 impl NatsBus {
     /// Connects (retrying in the background when the server is down at start, so the process
     /// comes up and reports not-ready) and makes sure the jobs stream exists.
@@ -95,16 +91,15 @@ impl NatsBus {
     /// Creates the jobs stream, or checks that it is there.
     pub async fn ensure_jobs_stream(&self) -> Result<(), BusError> {
         let config = stream::Config {
-            name: self.subjects.jobs_stream(),
-            subjects: vec![self.subjects.jobs()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            discard: stream::DiscardPolicy::New,
-            max_messages: self.config.max_jobs,
+            // No byte bound: JetStream would reserve it; the job count bounds the queue.
             max_age: self.config.max_age,
-            duplicate_window: Duration::from_secs(120),
-            num_replicas: self.config.replicas,
-            ..Default::default()
+            ..work_queue_stream(
+                self.subjects.jobs_stream(),
+                self.subjects.jobs(),
+                self.config.max_jobs,
+                -1,
+                self.config.replicas,
+            )
         };
         let mut stream = self
             .js
