@@ -7,9 +7,9 @@
 //! Three miner protocols ([`MinerProtocol`]):
 //! * `Synapse` — bittensor's `POST /StreamPromptingSynapse` with the signed `bt_header_*`
 //!   headers of [`crate::synapse::build_request`]; the reply is raw UTF-8 text in HTTP chunks
-//!   (PROTOCOL.md §1, §2).
+//!   (docs/protocol.md §2, §8).
 //! * `Epistula` — `POST /v1/chat/completions` (OpenAI body, `stream: true`) with the signed
-//!   `Epistula-*` headers; the reply is SSE (§5.2).
+//!   `Epistula-*` headers; the reply is SSE (§6.2, §6.3).
 //! * `OpenAi` — the same request without the Epistula headers.
 //!
 //! Deviations from bittensor's dendrite, on purpose:

@@ -1,4 +1,4 @@
-//! SN1 "Epistula" request signing and its miner-side check (PROTOCOL.md §5.2;
+//! SN1 "Epistula" request signing and its miner-side check (docs/protocol.md §6.2;
 //! macrocosm-os/prompting `shared/epistula.py`: `generate_header`, `verify_signature`).
 //!
 //! * [`sign_request`] — the `Epistula-*` headers, in `generate_header`'s order.

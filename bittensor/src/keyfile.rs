@@ -1,4 +1,4 @@
-//! bittensor-wallet keyfiles (PROTOCOL.md §3): plain JSON, `$NACL`-encrypted JSON, and clear
+//! bittensor-wallet keyfiles (docs/protocol.md §9): plain JSON, `$NACL`-encrypted JSON, and clear
 //! refusals for the legacy formats.
 //!
 //! * [`load_keyfile`] — reads a keyfile and builds the key from `secretPhrase`, else

@@ -1,4 +1,4 @@
-//! sr25519 hotkeys the way bittensor-wallet derives and uses them (PROTOCOL.md §1.3, §3).
+//! sr25519 hotkeys the way bittensor-wallet derives and uses them (docs/protocol.md §3).
 //!
 //! * [`Hotkey`] — a signing key built from a BIP39 mnemonic (entropy → substrate-bip39 mini
 //!   secret), a 32-byte mini secret (`secretSeed`) or a 64-byte schnorrkel secret

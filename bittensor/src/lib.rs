@@ -1,11 +1,12 @@
 //! The Bittensor wire protocol, as a library with no knowledge of NATS or HTTP routes.
 //!
 //! * [`ss58`], [`keys`], [`keyfile`], [`wallet`] — sr25519 hotkeys the way bittensor loads them.
-//! * [`pystr`], [`synapse`], [`nonce`] — signed `StreamPromptingSynapse` requests (PROTOCOL.md §1).
-//! * [`verify`] — the axon side: how a real 10.x axon checks a request (§1.5).
-//! * [`epistula`] — signed Epistula requests and their miner-side check (§5.2).
+//! * [`pystr`], [`synapse`], [`nonce`] — signed `StreamPromptingSynapse` requests
+//!   (docs/protocol.md §2–§5).
+//! * [`verify`] — the axon side: how a real 10.x axon checks a request (§7).
+//! * [`epistula`] — signed Epistula requests and their miner-side check (§6.2).
 //! * [`reply`], [`sse`], [`dendrite`] — sending requests to miners and reading streamed replies.
-//! * [`metagraph`] — Subtensor's neuron and subnet-state runtime-API answers (§4).
+//! * [`metagraph`] — Subtensor's neuron and subnet-state runtime-API answers (§10).
 
 pub mod dendrite;
 pub mod epistula;

@@ -1,4 +1,4 @@
-//! Subtensor's metagraph runtime-API answers (PROTOCOL.md §4): SCALE decoding by hand, the
+//! Subtensor's metagraph runtime-API answers (docs/protocol.md §10): SCALE decoding by hand, the
 //! inverse encoding (for the fake chain and simnet), and the SDK's normalised rows.
 //!
 //! Entry points: [`hex_result`] turns a `state_call` JSON-RPC result into bytes;

@@ -1,4 +1,4 @@
-//! Dendrite nonces: `time.time_ns()` made strictly increasing (PROTOCOL.md §1.2, §1.5).
+//! Dendrite nonces: `time.time_ns()` made strictly increasing (docs/protocol.md §5).
 //!
 //! An axon stores the last nonce per `"{hotkey}:{uuid}"` and rejects any nonce `<=` it, and
 //! the dendrite uses one uuid per process, so two requests sent in the same nanosecond (or

@@ -1,4 +1,5 @@
-//! Python `str()` / `repr()` emulation, for the body hash and Epistula headers (PROTOCOL.md §1.4).
+//! Python `str()` / `repr()` emulation, for the body hash and Epistula headers
+//! (docs/protocol.md §4).
 //!
 //! The axon hashes `str(messages)`, i.e. Python's repr of a `list[str]`: `['a', "it's"]`.
 //! [`python_repr_str`] follows CPython's `unicode_repr`: it picks `'` unless the text holds `'`

@@ -1,4 +1,4 @@
-//! SS58 addresses with the Bittensor prefix 42 (PROTOCOL.md §3).
+//! SS58 addresses with the Bittensor prefix 42 (docs/protocol.md §3).
 //!
 //! `base58(prefix ‖ pubkey32 ‖ blake2b512("SS58PRE" ‖ prefix ‖ pubkey32)[0..2])`; prefix 42 fits
 //! in one byte, so every address is 35 bytes before base58 and starts with `5`.

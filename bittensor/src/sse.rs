@@ -1,5 +1,5 @@
 //! Incremental parsing of an OpenAI-style Server-Sent-Events reply (what Epistula miners and
-//! OpenAI-compatible servers stream, PROTOCOL.md §5.2): `data: {chat.completion.chunk}` events
+//! OpenAI-compatible servers stream, docs/protocol.md §6.3): `data: {chat.completion.chunk}` events
 //! and the final `data: [DONE]`, fed as bytes in arbitrary network pieces.
 //!
 //! Entry point: [`SseParser::push`]. Lines end with `\n` or `\r\n`; an event ends at a blank

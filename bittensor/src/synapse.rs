@@ -1,14 +1,15 @@
 //! Signed `StreamPromptingSynapse` requests, byte-compatible with a bittensor 10.5.0 dendrite
-//! (PROTOCOL.md §1.2–§1.4, `captures/stream_classic.request.http`, `stream_v2.12.request.http`).
+//! (docs/protocol.md §2–§4, `captures/stream_classic.request.http`, `stream_v2.12.request.http`).
 //!
 //! * [`body_hash`] — `sha3_256_hex(sha3_256_hex(str(messages)))` with Python's `str()`.
 //! * [`signature_message`] — `"{nonce}.{dendrite}.{axon}.{uuid}.{body_hash}"`.
 //! * [`build_request`] — the headers in the dendrite's order and the JSON body in
 //!   `json.dumps` format (`", "`/`": "` separators, `ensure_ascii=True`), field order as captured.
 //!
-//! `header_size` and `total_size` are CPython memory sizes that no axon checks (§1.2). We send
-//! the captured `header_size` (464) and a `total_size` computed by a small model of CPython's
-//! recursive `sys.getsizeof` that reproduces the four captured values exactly for ASCII text.
+//! `header_size` and `total_size` are CPython memory sizes that no axon checks
+//! (docs/protocol.md §11). We send the captured `header_size` (464) and a `total_size` computed
+//! by a small model of CPython's recursive `sys.getsizeof` that reproduces the four captured
+//! values exactly for ASCII text.
 
 use std::fmt::Write as _;
 
@@ -28,7 +29,7 @@ pub const INPUT_OBJ_LIST: &str = "W10=";
 /// `header_size` we send: the value every captured 10.5.0 request carried (never checked).
 pub const HEADER_SIZE: u64 = 464;
 
-/// Which `StreamPromptingSynapse` class the miner runs (PROTOCOL.md §2.1).
+/// Which `StreamPromptingSynapse` class the miner runs (docs/protocol.md §6.1).
 #[derive(Clone, Debug, PartialEq)]
 pub enum SynapseShape {
     /// prompting v2.0–v2.7: roles, messages, completion.

@@ -1,5 +1,5 @@
-//! The axon side: how a real bittensor 10.x axon checks a request (PROTOCOL.md §1.5), for the
-//! simulated miners and for tests of our own dendrite.
+//! The axon side: how a real bittensor 10.x axon checks a request (docs/protocol.md §5.1, §7),
+//! for the simulated miners and for tests of our own dendrite.
 //!
 //! [`AxonVerifier::verify`] runs the real `AxonMiddleware.dispatch` steps in order, with the
 //! real status codes and `status_message` texts:

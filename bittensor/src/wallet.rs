@@ -1,4 +1,4 @@
-//! Where bittensor keeps a wallet's keys (PROTOCOL.md §3):
+//! Where bittensor keeps a wallet's keys (docs/protocol.md §9):
 //! `<path>/<name>/coldkey`, `coldkeypub.txt`, `hotkeys/<hotkey>`, `hotkeys/<hotkey>pub.txt`.
 //!
 //! [`WalletLocation`] defaults to `~/.bittensor/wallets`, wallet `default`, hotkey `default`

@@ -1,4 +1,5 @@
-//! `AxonVerifier` against the captured requests, and the real axon's rejections (§1.5).
+//! `AxonVerifier` against the captured requests, and the real axon's rejections
+//! (docs/protocol.md §7).
 
 mod capture_parse;
 

@@ -1,5 +1,5 @@
 //! The metagraph syncer: reads a subnet's neurons from Subtensor at the finalized head (raw
-//! `state_call` of the runtime APIs over subxt's RPC client, PROTOCOL.md §4), writes each
+//! `state_call` of the runtime APIs over subxt's RPC client, docs/protocol.md §10), writes each
 //! snapshot to Postgres in one transaction, notifies workers on `<prefix>.metagraph.updated`
 //! and prunes old snapshots. One replica writes at a time (a Postgres advisory lock), so running
 //! two is safe; while the chain is unreachable the last snapshot keeps serving.

@@ -1,6 +1,6 @@
 //! The SDK's normalised per-neuron view ([`NeuronRow`]), built by [`neuron_rows`] from the two
 //! runtime-API answers the way bittensor 10.x `Metagraph.sync(lite=True)` combines them
-//! (PROTOCOL.md §4): floats are `u16 / 65535` and `rao / 1e9`, and the stake `S` comes from
+//! (docs/protocol.md §10): floats are `u16 / 65535` and `rao / 1e9`, and the stake `S` comes from
 //! `SubnetState.total_stake`, not from the stake inside `NeuronInfoLite`.
 
 use super::types::{NeuronLite, SubnetState};

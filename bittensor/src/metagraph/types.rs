@@ -1,6 +1,6 @@
 //! The runtime-API answer types (`NeuronInfoLite`, `AxonInfo`, `PrometheusInfo`, `SubnetState`)
 //! and their SCALE layout, field by field as in subtensor's `pallets/subtensor/src/rpc_info/`
-//! (`neuron_info.rs`, `show_subnet.rs`; PROTOCOL.md §4).
+//! (`neuron_info.rs`, `show_subnet.rs`; docs/protocol.md §10).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

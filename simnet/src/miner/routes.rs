@@ -259,7 +259,7 @@ fn synapse(
     let started = call.started;
     let mut headers = HeaderMap::new();
     if call.protocol == CallProtocol::Ping {
-        // The ping synapse comes back as JSON (PROTOCOL.md §1.6).
+        // The ping synapse comes back as JSON (docs/protocol.md §8.1).
         push(&mut headers, "content-type", "application/json");
         push(&mut headers, "bt_header_axon_status_code", "200");
         push(&mut headers, "bt_header_axon_status_message", "Success");
