@@ -7,8 +7,8 @@
 
 use chrono::Utc;
 use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord};
-use sn1_contracts::bus::audit::{AuditQueue, AuditQueueConfig};
-use sn1_contracts::subjects::Subjects;
+use sn1_contracts::bus::{AuditQueueConfig, Bus, NatsBus, QueueConfig, Subjects};
+use sn1_contracts::store::Store;
 use sn1_worker::audit::{WriterConfig, run_writer};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -66,23 +66,27 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(if benching { 50_000 } else { 300 });
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let client = async_nats::connect(&nats).await.expect("NATS");
     let subjects = Subjects::new(format!("abench{:08x}", rand::random::<u32>()));
-    let queue = AuditQueue::new(
-        client.clone(),
-        subjects.clone(),
-        AuditQueueConfig {
+    let config = QueueConfig {
+        audit: AuditQueueConfig {
             max_bytes: 512 << 20,
             ..AuditQueueConfig::default()
         },
+        ..QueueConfig::default()
+    };
+    let queue = Bus::Nats(
+        NatsBus::connect(&nats, subjects.clone(), config)
+            .await
+            .expect("NATS"),
     );
-    queue.ensure_stream().await.expect("audit stream");
+    queue.ensure_audit_queue().await.expect("audit stream");
 
     let url = sn1_contracts::store::testing::fresh_database("abench")
         .await
         .expect("database");
-    let pool = sn1_contracts::store::connect(&url, 8).await.expect("pool");
-    sn1_contracts::store::migrate(&pool).await.expect("migrate");
+    let store = Store::postgres(&url, 8).await.expect("pool");
+    store.migrate().await.expect("migrate");
+    let pool = sqlx::PgPool::connect(&url).await.expect("pool");
 
     // Fill the stream first, so the drain measures the writer alone.
     let publish_start = Instant::now();
@@ -92,7 +96,7 @@ async fn main() {
         let queue = queue.clone();
         tasks.push(tokio::spawn(async move {
             for i in t * per_task..((t + 1) * per_task).min(records) {
-                queue.publish(&record(i)).await.expect("publish");
+                queue.publish_audit(&record(i)).await.expect("publish");
             }
         }));
     }
@@ -104,8 +108,8 @@ async fn main() {
     let stop = CancellationToken::new();
     let start = Instant::now();
     let writer = tokio::spawn(run_writer(
-        queue,
-        pool.clone(),
+        queue.clone(),
+        store,
         WriterConfig::default(),
         stop.clone(),
     ));
@@ -132,6 +136,7 @@ async fn main() {
         .expect("count");
     assert_eq!(miners as usize, records * 5);
     // JetStream reserves the stream's max_bytes: give it back.
+    let client = async_nats::connect(&nats).await.expect("NATS");
     let _ = async_nats::jetstream::new(client)
         .delete_stream(subjects.audit_stream())
         .await;

@@ -52,7 +52,7 @@ async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pool = sn1_contracts::store::connect(&url, 2).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
 
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
     let proxied = url.replace("127.0.0.1:5432", &proxy.addr.to_string());

@@ -166,8 +166,9 @@ async fn simnet_chain_through_syncer_and_postgres_to_a_streamed_answer() {
             .contains("metagraph loaded from the store")
     );
 
-    let pool = sn1_contracts::store::connect(&db, 2).await.unwrap();
-    let (info, mg) = sn1_contracts::store::metagraph::latest_metagraph(&pool, 1)
+    let store = sn1_contracts::store::Store::postgres(&db, 2).await.unwrap();
+    let (info, mg) = store
+        .latest_metagraph(1)
         .await
         .unwrap()
         .expect("a snapshot");
@@ -250,12 +251,8 @@ async fn two_syncers_share_one_lock_and_the_chain_going_away_keeps_the_snapshot(
             )
         })
         .collect();
-    let pool = sn1_contracts::store::connect(&db, 2).await.unwrap();
-    let list = async || {
-        sn1_contracts::store::metagraph::list_snapshots(&pool, 1, 1000)
-            .await
-            .unwrap()
-    };
+    let store = sn1_contracts::store::Store::postgres(&db, 2).await.unwrap();
+    let list = async || store.list_snapshots(1, 1000).await.unwrap();
     let start = Instant::now();
     while list().await.len() < 3 {
         assert!(

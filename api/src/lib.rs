@@ -14,7 +14,6 @@ pub mod routes;
 use auth::Auth;
 use axum::Router;
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
 use request::RequestLimits;
 use sn1_contracts::bus::Bus;
 use std::sync::Arc;
@@ -64,19 +63,18 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Slots for requests in flight (bounded; full → 503).
     pub inflight: Arc<Semaphore>,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
     /// State for `bus`, `auth` and `config`.
     pub fn new(bus: Bus, auth: Auth, config: ApiConfig) -> Self {
+        // Install the metrics recorder before the first request records anything.
+        let _ = sn1_contracts::telemetry::metrics_handle();
         AppState {
             bus,
             auth,
             inflight: Arc::new(Semaphore::new(config.max_in_flight)),
             config: Arc::new(config),
-            metrics: sn1_contracts::telemetry::metrics_handle(),
         }
     }
 }

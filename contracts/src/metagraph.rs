@@ -1,4 +1,6 @@
-//! Neurons as the worker needs them, and the static metagraph file (`--metagraph-file`) that
+//! Neurons as the worker needs them (chain snapshots are stored as the decoder's
+//! [`NeuronRow`] and read back as [`Neuron`]), the syncer's [`MetagraphUpdated`] notice, and the
+//! static metagraph file (`--metagraph-file`) that
 //! private deployments and the simulated subnet use instead of chain snapshots.
 //!
 //! File format (JSON): `{"netuid": 1, "block": 0, "neurons": [{"uid": 0, "hotkey": "5…",
@@ -6,6 +8,7 @@
 //! `axon_port` are required; the other fields default to what a fresh chain neuron has.
 
 use serde::{Deserialize, Serialize};
+pub use sn1_bittensor::metagraph::NeuronRow;
 use std::path::Path;
 
 /// One neuron of the subnet, with the SDK's normalisation (u16/65535, rao/1e9).
@@ -74,6 +77,34 @@ pub struct Metagraph {
 
 fn one() -> u16 {
     1
+}
+
+/// The message the syncer sends (on the bus) after storing a new snapshot, so workers reload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetagraphUpdated {
+    /// Subnet.
+    pub netuid: u16,
+    /// Block of the new snapshot.
+    pub block: u64,
+    /// Its id in the store.
+    pub snapshot_id: i64,
+}
+
+impl From<&NeuronRow> for Neuron {
+    fn from(r: &NeuronRow) -> Neuron {
+        Neuron {
+            uid: r.uid,
+            hotkey: r.hotkey.clone(),
+            coldkey: r.coldkey.clone(),
+            active: r.active,
+            axon_ip: r.axon_ip.clone(),
+            axon_port: r.axon_port,
+            axon_ip_type: r.axon_ip_type,
+            stake_tao: r.stake_tao,
+            incentive: r.incentive,
+            validator_permit: r.validator_permit,
+        }
+    }
 }
 
 /// Why a metagraph file could not be read or written.

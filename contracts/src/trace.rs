@@ -1,57 +1,54 @@
-//! W3C trace context (`traceparent`, `tracestate`) carried in NATS message headers, so one trace
-//! shows api → queue → worker → each miner call.
+//! W3C trace context (`traceparent`, `tracestate`) carried in the bus's message [`Headers`], so
+//! one trace shows api → queue → worker → each miner call.
 //!
 //! [`inject`] writes the current span's context into headers; [`extract`] reads it back and
 //! [`attach_parent`] makes it the parent of a span on the receiving side.
 
-use async_nats::HeaderMap;
+use crate::bus::Headers;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-struct HeaderInjector<'a>(&'a mut HeaderMap);
+struct HeaderInjector<'a>(&'a mut Headers);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key, value.as_str());
+        self.0.insert(key, value);
     }
 }
 
-struct HeaderExtractor<'a>(&'a HeaderMap);
+struct HeaderExtractor<'a>(&'a Headers);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|v| v.as_str())
+        self.0.get(key)
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _)| k.as_ref()).collect()
+        self.0.iter().map(|(k, _)| k).collect()
     }
 }
 
 /// Writes the context of `span` into `headers`.
-pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) {
+pub fn inject(span: &tracing::Span, headers: &mut Headers) {
     let cx = span.context();
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
 }
 
 /// Reads a trace context from `headers` (an empty context when there is none).
-pub fn extract(headers: Option<&HeaderMap>) -> opentelemetry::Context {
-    match headers {
-        Some(h) => TraceContextPropagator::new().extract(&HeaderExtractor(h)),
-        None => opentelemetry::Context::new(),
-    }
+pub fn extract(headers: &Headers) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
 }
 
 /// Makes the context found in `headers` the parent of `span`.
-pub fn attach_parent(span: &tracing::Span, headers: Option<&HeaderMap>) {
+pub fn attach_parent(span: &tracing::Span, headers: &Headers) {
     // Fails only when the span is disabled (no subscriber): nothing to link then.
     let _ = span.set_parent(extract(headers));
 }
 
 /// The `traceparent` value in `headers`, if any (for tests and logs).
-pub fn traceparent(headers: &HeaderMap) -> Option<String> {
-    headers.get("traceparent").map(|v| v.as_str().to_string())
+pub fn traceparent(headers: &Headers) -> Option<String> {
+    headers.get("traceparent").map(str::to_string)
 }
 
 #[cfg(test)]
@@ -67,7 +64,7 @@ mod tests {
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
             let api_span = tracing::info_span!("request");
-            let mut headers = HeaderMap::new();
+            let mut headers = Headers::new();
             inject(&api_span, &mut headers);
             let value = traceparent(&headers).expect("a traceparent header");
             let parts: Vec<&str> = value.split('-').collect();
@@ -78,12 +75,12 @@ mod tests {
 
             // The worker's span continues the api's trace.
             let worker_span = tracing::info_span!("job");
-            attach_parent(&worker_span, Some(&headers));
+            attach_parent(&worker_span, &headers);
             let received = worker_span.context().span().span_context().trace_id();
             assert_eq!(received, sent);
             // No headers: a new trace.
             let lonely = tracing::info_span!("job");
-            attach_parent(&lonely, None);
+            attach_parent(&lonely, &Headers::new());
             assert_ne!(lonely.context().span().span_context().trace_id(), sent);
         });
     }

@@ -4,7 +4,7 @@
 
 use chrono::{Duration, Utc};
 use sn1_contracts::audit::{CompletionRecord, ContentPolicy, Kept, MinerResponseRecord};
-use sn1_contracts::store::{self, audit};
+use sn1_contracts::store::{self, Store};
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 
@@ -80,12 +80,15 @@ fn record(age: Duration, key: &str, i: u32) -> CompletionRecord {
     }
 }
 
-async fn seeded() -> (PgPool, Vec<CompletionRecord>) {
+async fn seeded() -> (Store, PgPool, Vec<CompletionRecord>) {
     let url = store::testing::fresh_database("audit")
         .await
         .expect("test database");
-    let pool = store::connect(&url, 4).await.unwrap();
-    store::migrate(&pool).await.unwrap();
+    let store = Store::postgres(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let Store::Postgres(pool) = store.clone() else {
+        unreachable!("a Postgres store")
+    };
     let mut records: Vec<CompletionRecord> = (0..6)
         .map(|i| record(Duration::minutes(5), "key-a", i))
         .collect();
@@ -93,23 +96,18 @@ async fn seeded() -> (PgPool, Vec<CompletionRecord>) {
     // Two hours old: outside every "last hour" query.
     records.extend((0..3).map(|i| record(Duration::hours(2), "key-a", i)));
     let refs: Vec<&CompletionRecord> = records.iter().collect();
-    assert_eq!(audit::insert_batch(&pool, &refs).await.unwrap(), 11);
-    (pool, records)
+    assert_eq!(store.insert_audit(&refs).await.unwrap(), 11);
+    (store, pool, records)
 }
 
 #[tokio::test]
 async fn inserts_are_idempotent() {
-    let (pool, records) = seeded().await;
+    let (store, pool, records) = seeded().await;
     let refs: Vec<&CompletionRecord> = records.iter().collect();
     // A redelivered batch (and a partly new one) never duplicates a row.
-    assert_eq!(audit::insert_batch(&pool, &refs[..5]).await.unwrap(), 0);
+    assert_eq!(store.insert_audit(&refs[..5]).await.unwrap(), 0);
     let extra = record(Duration::minutes(1), "key-c", 99);
-    assert_eq!(
-        audit::insert_batch(&pool, &[&extra, refs[0]])
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.insert_audit(&[&extra, refs[0]]).await.unwrap(), 1);
     let completions: i64 = sqlx::query_scalar("SELECT count(*) FROM completions")
         .fetch_one(&pool)
         .await
@@ -137,8 +135,9 @@ async fn inserts_are_idempotent() {
 
 #[tokio::test]
 async fn retention_prunes_content_but_keeps_hashes_and_timings() {
-    let (pool, _) = seeded().await;
-    let pruned = audit::prune_content(&pool, Utc::now() - Duration::hours(1))
+    let (store, pool, _) = seeded().await;
+    let pruned = store
+        .prune_audit_content(Utc::now() - Duration::hours(1))
         .await
         .unwrap();
     assert_eq!(pruned, 3);
@@ -168,7 +167,7 @@ async fn retention_prunes_content_but_keeps_hashes_and_timings() {
 
 #[tokio::test]
 async fn the_readme_queries_return_the_right_rows() {
-    let (pool, records) = seeded().await;
+    let (_store, pool, records) = seeded().await;
     let queries = readme_queries();
     assert_eq!(queries.len(), 4, "{:?}", queries.keys());
 

@@ -2,8 +2,6 @@
 //! `local`, or a `ws://` / `wss://` URL), URLs shown without credentials, and retention ages
 //! such as `7d`.
 
-use std::time::Duration;
-
 /// Mainnet (finney) public entrypoint.
 pub const FINNEY: &str = "wss://entrypoint-finney.opentensor.ai:443";
 /// The test network.
@@ -51,34 +49,6 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{host}{}", if hidden { "/…" } else { "" })
 }
 
-/// Parses an age: `90s`, `30m`, `12h`, `7d`, `2w` or a number of seconds.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not an age (e.g. 90s, 30m, 12h, 7d)"))?;
-    let unit_secs = match unit {
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "w" => 604_800.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use s, m, h, d or w)"
-            ));
-        }
-    };
-    let secs = value * unit_secs;
-    if !(secs.is_finite() && (0.0..1e12).contains(&secs)) {
-        return Err(format!("{text:?} is not a positive age"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,15 +80,5 @@ mod tests {
         );
         assert!(!redact_url("wss://n/SECRET").contains("SECRET"));
         assert_eq!(redact_url("nonsense"), "<url>");
-    }
-
-    #[test]
-    fn ages() {
-        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(7 * 86_400));
-        assert_eq!(parse_age("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_age("1.5h").unwrap(), Duration::from_secs(5400));
-        assert!(parse_age("7y").is_err());
-        assert!(parse_age("-1d").is_err());
-        assert!(parse_age("soon").is_err());
     }
 }

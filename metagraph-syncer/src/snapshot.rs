@@ -6,7 +6,6 @@ use crate::rpc::{ChainClient, RpcError};
 use sn1_bittensor::metagraph::{
     DecodeError, NeuronRow, decode_neurons_lite_any, decode_subnet_state, neuron_rows,
 };
-use sn1_contracts::store::metagraph::NeuronRecord;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -146,29 +145,4 @@ pub async fn read_snapshot(
     let mut snapshot = decode_snapshot(netuid, head.number, &head.hash, &neurons, &state)?;
     snapshot.fetch_time = fetch_time;
     Ok(snapshot)
-}
-
-/// The store's rows for the SDK's rows.
-pub fn records(rows: &[NeuronRow]) -> Vec<NeuronRecord> {
-    rows.iter()
-        .map(|r| NeuronRecord {
-            uid: r.uid,
-            hotkey: r.hotkey.clone(),
-            coldkey: r.coldkey.clone(),
-            active: r.active,
-            axon_ip: r.axon_ip.clone(),
-            axon_port: r.axon_port,
-            axon_ip_type: r.axon_ip_type,
-            axon_protocol: r.axon_protocol,
-            axon_version: r.axon_version,
-            stake_tao: r.stake_tao,
-            incentive: r.incentive,
-            consensus: r.consensus,
-            dividends: r.dividends,
-            validator_trust: r.validator_trust,
-            emission_tao: r.emission_tao,
-            validator_permit: r.validator_permit,
-            last_update: r.last_update,
-        })
-        .collect()
 }

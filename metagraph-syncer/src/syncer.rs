@@ -1,17 +1,16 @@
-//! The sync loop: hold the advisory lock (one writer per netuid; other replicas stand by and
-//! retry), read the metagraph at the finalized head, write it in one transaction, notify the
-//! workers on `<prefix>.metagraph.updated`, prune old snapshots. Chain errors back off
+//! The sync loop, the same for both modes: hold the store's sync lock (one writer per netuid;
+//! other replicas stand by and retry), read the metagraph at the finalized head, write it in one
+//! transaction, notify the workers on the bus, prune old snapshots. Chain errors back off
 //! exponentially (capped) and keep the last snapshot; a lost database connection gives the lock
 //! up so another replica can take over.
 
 use crate::rpc::ChainClient;
-use crate::snapshot::{SnapshotError, read_snapshot, records};
+use crate::snapshot::{SnapshotError, read_snapshot};
 use crate::status::SyncStatus;
-use sn1_contracts::store::metagraph::{
-    self as store, MetagraphUpdated, Retention, SnapshotInfo, StoreOutcome, SyncLock,
-};
-use sn1_contracts::store::{self as pg, StoreError};
-use sqlx::postgres::PgPool;
+use sn1_contracts::bus::Bus;
+use sn1_contracts::metagraph::MetagraphUpdated;
+use sn1_contracts::retry::{Backoff, sleep_or_stop};
+use sn1_contracts::store::{Retention, SnapshotInfo, Store, StoreError, StoreOutcome, SyncLock};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -23,8 +22,6 @@ pub struct SyncerConfig {
     pub chain_url: String,
     /// Subnet to sync.
     pub netuid: u16,
-    /// Postgres URL.
-    pub database_url: String,
     /// Time between syncs.
     pub interval: Duration,
     /// How long snapshots are kept.
@@ -39,11 +36,10 @@ pub struct SyncerConfig {
 
 impl SyncerConfig {
     /// Defaults: every 60 s, 7 days of snapshots, 30 s per call, back-off up to 60 s.
-    pub fn new(chain_url: impl Into<String>, netuid: u16, database_url: impl Into<String>) -> Self {
+    pub fn new(chain_url: impl Into<String>, netuid: u16) -> Self {
         SyncerConfig {
             chain_url: chain_url.into(),
             netuid,
-            database_url: database_url.into(),
             interval: Duration::from_secs(60),
             retention: Retention {
                 max_age: Some(Duration::from_secs(7 * 86_400)),
@@ -99,100 +95,31 @@ pub struct SyncReport {
     pub pruned: u64,
 }
 
-/// Publishes `<prefix>.metagraph.updated`.
-#[derive(Clone)]
-pub struct Notifier {
-    client: async_nats::Client,
-    subject: String,
-}
-
-impl Notifier {
-    /// Connects to NATS at `url` (retrying in the background if it is down) for `subject`.
-    pub async fn connect(url: &str, subject: String) -> Result<Notifier, String> {
-        let client = async_nats::ConnectOptions::new()
-            .name("sn1-gateway/metagraph-syncer")
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| format!("cannot connect to NATS: {e}"))?;
-        Ok(Notifier { client, subject })
-    }
-
-    /// Publishes `update` and flushes (bounded by 5 s).
-    pub async fn publish(&self, update: &MetagraphUpdated) -> Result<(), String> {
-        let payload = serde_json::to_vec(update).map_err(|e| e.to_string())?;
-        let send = async {
-            self.client
-                .publish(self.subject.clone(), payload.into())
-                .await
-                .map_err(|e| e.to_string())?;
-            self.client.flush().await.map_err(|e| e.to_string())
-        };
-        tokio::time::timeout(Duration::from_secs(5), send)
-            .await
-            .map_err(|_| "NATS did not take the notification within 5s".to_string())?
-    }
-}
-
-/// Doubling delays from 1 s up to a cap.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    fn new(max: Duration) -> Self {
-        Backoff {
-            next: Duration::from_secs(1).min(max),
-            max,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let now = self.next;
-        self.next = (self.next * 2).min(self.max);
-        now
-    }
-
-    fn reset(&mut self) {
-        self.next = Duration::from_secs(1).min(self.max);
-    }
-}
-
-/// Sleeps `d`; `false` when shutdown came first.
-async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
-    }
-}
-
 /// The metagraph syncer of one netuid.
 pub struct Syncer {
     config: SyncerConfig,
-    pool: PgPool,
-    notifier: Option<Notifier>,
+    store: Store,
+    bus: Option<Bus>,
     status: Arc<SyncStatus>,
 }
 
 impl Syncer {
-    /// Connects to Postgres and checks that the schema is migrated (fails clearly if not).
-    /// Without `notifier`, snapshots are stored but nobody is told (warned once).
+    /// A syncer writing to `store` (checked to be migrated: fails clearly if not) and telling
+    /// workers on `bus`. Without a bus, snapshots are stored but nobody is told (warned once).
     pub async fn new(
         config: SyncerConfig,
-        notifier: Option<Notifier>,
+        store: Store,
+        bus: Option<Bus>,
     ) -> Result<Syncer, SyncError> {
-        let pool = pg::connect(&config.database_url, 4).await?;
-        pg::check_migrations(&pool).await?;
-        if notifier.is_none() {
+        store.check_migrations().await?;
+        if bus.is_none() {
             tracing::warn!("NATS_URL not set: snapshots are stored but workers are not notified");
         }
         let status = Arc::new(SyncStatus::new(config.netuid));
         Ok(Syncer {
             config,
-            pool,
-            notifier,
+            store,
+            bus,
             status,
         })
     }
@@ -202,9 +129,9 @@ impl Syncer {
         self.status.clone()
     }
 
-    /// The database pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// The store written to.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// One sync under `lock`: read, write, notify, prune. Drops `chain` on chain errors so the
@@ -223,30 +150,24 @@ impl Syncer {
         };
         let snapshot = read_snapshot(&client, netuid).await?;
         *chain = Some(client);
-        let rows = records(&snapshot.rows);
         let started = Instant::now();
-        let outcome = store::store_snapshot(
-            lock.connection(),
-            netuid,
-            snapshot.block,
-            &snapshot.block_hash,
-            &rows,
-        )
-        .await?;
+        let outcome = lock
+            .store_snapshot(snapshot.block, &snapshot.block_hash, &snapshot.rows)
+            .await?;
         let write_time = started.elapsed();
         let stored = matches!(outcome, StoreOutcome::Stored(_));
         let info = outcome.snapshot().clone();
-        if stored && let Some(n) = &self.notifier {
+        if stored && let Some(bus) = &self.bus {
             let update = MetagraphUpdated {
                 netuid,
                 block: info.block,
                 snapshot_id: info.id,
             };
-            if let Err(e) = n.publish(&update).await {
+            if let Err(e) = bus.publish_metagraph_updated(&update).await {
                 tracing::warn!(error = %e, "snapshot stored, but the workers were not notified");
             }
         }
-        let pruned = match store::prune(lock.connection(), netuid, self.config.retention).await {
+        let pruned = match lock.prune(self.config.retention).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "pruning old snapshots failed");
@@ -256,7 +177,7 @@ impl Syncer {
         Ok(SyncReport {
             snapshot: info,
             stored,
-            neurons: rows.len(),
+            neurons: snapshot.rows.len(),
             serving: snapshot.rows.iter().filter(|r| r.is_serving()).count(),
             fetch_time: snapshot.fetch_time,
             decode_time: snapshot.decode_time,
@@ -300,7 +221,7 @@ impl Syncer {
         let netuid = self.config.netuid;
         let waiting = Instant::now();
         let mut lock = loop {
-            if let Some(lock) = SyncLock::try_acquire(&self.config.database_url, netuid).await? {
+            if let Some(lock) = self.store.try_lock_sync(netuid).await? {
                 break lock;
             }
             if waiting.elapsed() >= lock_wait {
@@ -310,13 +231,13 @@ impl Syncer {
                 });
             }
             tracing::info!(netuid, "another syncer holds the lock; waiting");
-            if !pause(self.config.lock_retry.min(lock_wait), shutdown).await {
+            if !sleep_or_stop(self.config.lock_retry.min(lock_wait), shutdown).await {
                 return Err(SyncError::Cancelled);
             }
         };
         self.status.set_leader(true);
         let mut chain = None;
-        let mut backoff = Backoff::new(self.config.max_backoff);
+        let mut backoff = Backoff::new(Duration::from_secs(1), self.config.max_backoff);
         let mut result = Err(SyncError::Cancelled);
         for attempt in 1..=attempts.max(1) {
             let started = Instant::now();
@@ -326,7 +247,7 @@ impl Syncer {
                 Ok(_) => break,
                 Err(e) => tracing::warn!(attempt, error = %e, "sync failed"),
             }
-            if attempt < attempts && !pause(backoff.next(), shutdown).await {
+            if attempt < attempts && !sleep_or_stop(backoff.next_delay(), shutdown).await {
                 break;
             }
         }
@@ -341,7 +262,7 @@ impl Syncer {
         let netuid = self.config.netuid;
         let mut lock: Option<SyncLock> = None;
         let mut chain: Option<ChainClient> = None;
-        let mut backoff = Backoff::new(self.config.max_backoff);
+        let mut backoff = Backoff::new(Duration::from_secs(1), self.config.max_backoff);
         let mut standby_logged = false;
         while !shutdown.is_cancelled() {
             let mut held = match lock.take() {
@@ -354,7 +275,7 @@ impl Syncer {
                         continue;
                     }
                 }
-                None => match SyncLock::try_acquire(&self.config.database_url, netuid).await {
+                None => match self.store.try_lock_sync(netuid).await {
                     Ok(Some(l)) => {
                         tracing::info!(netuid, "holding the syncer lock: this replica writes");
                         self.status.set_leader(true);
@@ -366,7 +287,7 @@ impl Syncer {
                             tracing::info!(netuid, "another syncer holds the lock; standing by");
                             standby_logged = true;
                         }
-                        if !pause(self.config.lock_retry, &shutdown).await {
+                        if !sleep_or_stop(self.config.lock_retry, &shutdown).await {
                             break;
                         }
                         continue;
@@ -374,7 +295,7 @@ impl Syncer {
                     Err(e) => {
                         self.status.record_error(&e.to_string());
                         tracing::warn!(error = %e, "cannot reach the database for the lock");
-                        if !pause(backoff.next(), &shutdown).await {
+                        if !sleep_or_stop(backoff.next_delay(), &shutdown).await {
                             break;
                         }
                         continue;
@@ -400,19 +321,19 @@ impl Syncer {
                 Err(e @ SyncError::Chain(_)) => {
                     chain = None;
                     lock = Some(held);
-                    let wait = backoff.next();
+                    let wait = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?wait, "chain unavailable; keeping the last snapshot");
                     wait
                 }
                 Err(e) => {
                     // The database (or the lock connection) failed: give the lock up.
                     self.status.set_leader(false);
-                    let wait = backoff.next();
+                    let wait = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?wait, "database error; releasing the lock");
                     wait
                 }
             };
-            if !pause(wait, &shutdown).await {
+            if !sleep_or_stop(wait, &shutdown).await {
                 break;
             }
         }

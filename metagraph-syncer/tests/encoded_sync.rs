@@ -6,9 +6,7 @@
 mod common;
 
 use common::*;
-use sn1_contracts::store::metagraph::{
-    self as store, Retention, SyncLock, latest_metagraph, latest_snapshot,
-};
+use sn1_contracts::store::{Retention, Store};
 use sn1_metagraph_syncer::rpc::ChainClient;
 use sn1_metagraph_syncer::{SyncError, Syncer};
 use sn1_simnet::chain::{FakeChain, Head, encode_metagraph};
@@ -56,7 +54,7 @@ async fn our_bytes_go_through_ws_into_postgres_once_per_block() {
     assert_eq!(got, neurons_bytes);
 
     let (db, pool) = migrated_db("encoded").await;
-    let syncer = Syncer::new(fast_config(&server.ws_url(), 7, &db), None)
+    let syncer = Syncer::new(fast_config(&server.ws_url(), 7), db.clone(), None)
         .await
         .unwrap();
     let stop = CancellationToken::new();
@@ -117,7 +115,7 @@ async fn our_bytes_go_through_ws_into_postgres_once_per_block() {
     assert_eq!(orphans, 0);
 
     // The worker's view of the newest snapshot.
-    let (info, worker_mg) = latest_metagraph(&pool, 7).await.unwrap().unwrap();
+    let (info, worker_mg) = db.latest_metagraph(7).await.unwrap().unwrap();
     assert_eq!(
         (info.block, worker_mg.block, worker_mg.netuid),
         (101, 101, 7)
@@ -125,9 +123,9 @@ async fn our_bytes_go_through_ws_into_postgres_once_per_block() {
     assert_eq!(worker_mg.neurons.len(), 6);
     assert_eq!(worker_mg.neurons[3].axon_ip, "2001:db8::1");
     assert!(worker_mg.neurons[0].is_validator(4096.0));
-    let age = store::snapshot_age(&pool, 7).await.unwrap().unwrap();
+    let age = db.snapshot_age(7).await.unwrap().unwrap();
     assert!(age < Duration::from_secs(60), "{age:?}");
-    assert!(store::snapshot_age(&pool, 8).await.unwrap().is_none());
+    assert!(db.snapshot_age(8).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,13 +136,10 @@ async fn one_writer_at_a_time() {
     let (db, pool) = migrated_db("lock").await;
 
     // While someone holds the lock, --once waits and then gives up without writing.
-    let held = SyncLock::try_acquire(&db, 3).await.unwrap().unwrap();
-    assert!(SyncLock::try_acquire(&db, 3).await.unwrap().is_none());
-    assert!(
-        SyncLock::try_acquire(&db, 4).await.unwrap().is_some(),
-        "per netuid"
-    );
-    let syncer = Syncer::new(fast_config(&server.ws_url(), 3, &db), None)
+    let held = db.try_lock_sync(3).await.unwrap().unwrap();
+    assert!(db.try_lock_sync(3).await.unwrap().is_none());
+    assert!(db.try_lock_sync(4).await.unwrap().is_some(), "per netuid");
+    let syncer = Syncer::new(fast_config(&server.ws_url(), 3), db.clone(), None)
         .await
         .unwrap();
     let err = syncer
@@ -160,12 +155,12 @@ async fn one_writer_at_a_time() {
 
     // Two looping replicas: never both leaders, snapshots keep coming, blocks never repeat.
     let a = Arc::new(
-        Syncer::new(fast_config(&server.ws_url(), 3, &db), None)
+        Syncer::new(fast_config(&server.ws_url(), 3), db.clone(), None)
             .await
             .unwrap(),
     );
     let b = Arc::new(
-        Syncer::new(fast_config(&server.ws_url(), 3, &db), None)
+        Syncer::new(fast_config(&server.ws_url(), 3), db.clone(), None)
             .await
             .unwrap(),
     );
@@ -225,7 +220,7 @@ async fn one_writer_at_a_time() {
     ta.await.unwrap();
     tb.await.unwrap();
     assert!(
-        SyncLock::try_acquire(&db, 3).await.unwrap().is_some(),
+        db.try_lock_sync(3).await.unwrap().is_some(),
         "lock released"
     );
 }
@@ -238,7 +233,7 @@ async fn chain_outages_back_off_and_keep_the_last_snapshot() {
     let addr = server.addr();
     let (db, pool) = migrated_db("outage").await;
     let syncer = Arc::new(
-        Syncer::new(fast_config(&server.ws_url(), 5, &db), None)
+        Syncer::new(fast_config(&server.ws_url(), 5), db.clone(), None)
             .await
             .unwrap(),
     );
@@ -255,7 +250,7 @@ async fn chain_outages_back_off_and_keep_the_last_snapshot() {
     // The node answers errors: syncs fail, the snapshot stays, the loop goes on.
     chain.set_failing(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let kept = latest_snapshot(&pool, 5).await.unwrap().unwrap();
+    let kept = db.latest_snapshot(5).await.unwrap().unwrap();
     wait_for(
         "failures to be recorded",
         Duration::from_secs(10),
@@ -270,14 +265,14 @@ async fn chain_outages_back_off_and_keep_the_last_snapshot() {
             .unwrap_or_default()
             .contains("simulated outage")
     );
-    assert_eq!(latest_snapshot(&pool, 5).await.unwrap().unwrap(), kept);
+    assert_eq!(db.latest_snapshot(5).await.unwrap().unwrap(), kept);
 
     // The node goes away altogether: same.
     chain.set_failing(false);
     drop(server);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(latest_snapshot(&pool, 5).await.unwrap().unwrap(), kept);
-    let (_, mg_kept) = latest_metagraph(&pool, 5).await.unwrap().unwrap();
+    assert_eq!(db.latest_snapshot(5).await.unwrap().unwrap(), kept);
+    let (_, mg_kept) = db.latest_metagraph(5).await.unwrap().unwrap();
     assert_eq!(mg_kept.neurons.len(), 6);
     assert!(syncer.status().view().last_error.is_some());
 
@@ -286,7 +281,7 @@ async fn chain_outages_back_off_and_keep_the_last_snapshot() {
     wait_for(
         "a snapshot after the outage",
         Duration::from_secs(15),
-        async || latest_snapshot(&pool, 5).await.unwrap().unwrap().id > kept.id,
+        async || db.latest_snapshot(5).await.unwrap().unwrap().id > kept.id,
     )
     .await;
     assert!(syncer.status().view().last_error.is_none());
@@ -300,7 +295,7 @@ async fn malformed_answers_are_errors_and_store_nothing() {
     let chain = FakeChain::from_metagraph(&mg, fixed(9)).unwrap();
     let server = chain.start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (db, pool) = migrated_db("malformed").await;
-    let syncer = Syncer::new(fast_config(&server.ws_url(), 1, &db), None)
+    let syncer = Syncer::new(fast_config(&server.ws_url(), 1), db.clone(), None)
         .await
         .unwrap();
     let (neurons, state) = encode_metagraph(&mg).unwrap();
@@ -339,14 +334,13 @@ async fn malformed_answers_are_errors_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_prunes_old_snapshots_but_never_the_newest() {
-    let (_db, pool) = migrated_db("retention").await;
-    let mut conn = pool.acquire().await.unwrap();
+    let (db, pool) = migrated_db("retention").await;
+    let mut lock = db.try_lock_sync(2).await.unwrap().unwrap();
     let mg = our_metagraph(2);
     let (n, s) = encode_metagraph(&mg).unwrap();
     let snap = sn1_metagraph_syncer::snapshot::decode_snapshot(2, 0, "0x", &n, &s).unwrap();
-    let records = sn1_metagraph_syncer::snapshot::records(&snap.rows);
     for block in 1..=5u64 {
-        store::store_snapshot(&mut conn, 2, block, &format!("0x{block:02x}"), &records)
+        lock.store_snapshot(block, &format!("0x{block:02x}"), &snap.rows)
             .await
             .unwrap();
     }
@@ -354,7 +348,7 @@ async fn retention_prunes_old_snapshots_but_never_the_newest() {
         max_age: None,
         keep_last: Some(2),
     };
-    assert_eq!(store::prune(&mut conn, 2, keep2).await.unwrap(), 3);
+    assert_eq!(lock.prune(keep2).await.unwrap(), 3);
     let left: Vec<i64> = snapshots(&pool, 2).await.iter().map(|s| s.1).collect();
     assert_eq!(left, vec![4, 5]);
     let neurons: i64 = sqlx::query_scalar("SELECT count(*) FROM neurons")
@@ -372,17 +366,12 @@ async fn retention_prunes_old_snapshots_but_never_the_newest() {
         max_age: Some(Duration::from_secs(7 * 86_400)),
         keep_last: None,
     };
-    assert_eq!(store::prune(&mut conn, 2, week).await.unwrap(), 1);
+    assert_eq!(lock.prune(week).await.unwrap(), 1);
     let left: Vec<i64> = snapshots(&pool, 2).await.iter().map(|s| s.1).collect();
     assert_eq!(left, vec![5]);
-    let age = store::snapshot_age(&pool, 2).await.unwrap().unwrap();
+    let age = db.snapshot_age(2).await.unwrap().unwrap();
     assert!(age > Duration::from_secs(7 * 86_400), "{age:?}");
-    assert_eq!(
-        store::prune(&mut conn, 2, Retention::default())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(lock.prune(Retention::default()).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +379,8 @@ async fn an_unmigrated_database_is_a_clear_error() {
     let url = sn1_contracts::store::testing::fresh_database("nomig")
         .await
         .expect("Postgres on 127.0.0.1:5432");
-    let err = Syncer::new(fast_config("ws://127.0.0.1:9", 1, &url), None)
+    let store = Store::postgres(&url, 2).await.unwrap();
+    let err = Syncer::new(fast_config("ws://127.0.0.1:9", 1), store, None)
         .await
         .err()
         .expect("must fail")

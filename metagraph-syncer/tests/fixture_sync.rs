@@ -11,9 +11,9 @@ use common::*;
 use sn1_contracts::job::Exclusion;
 use sn1_contracts::job::SamplingMode;
 use sn1_contracts::metagraph::{Metagraph, Neuron};
-use sn1_contracts::store::metagraph::{StoreOutcome, store_snapshot};
+use sn1_contracts::store::StoreOutcome;
 use sn1_metagraph_syncer::Syncer;
-use sn1_metagraph_syncer::snapshot::{decode_snapshot, records};
+use sn1_metagraph_syncer::snapshot::decode_snapshot;
 use sn1_simnet::chain::FakeChain;
 use sn1_worker::selection::{SelectionPolicy, candidates, sample};
 use sqlx::Row;
@@ -76,7 +76,7 @@ async fn fixture_chain_to_postgres_matches_the_sdk() {
     let chain = FakeChain::from_fixture_dir(&dir).unwrap();
     let server = chain.start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (db, pool) = migrated_db("fixture").await;
-    let syncer = Syncer::new(fast_config(&server.ws_url(), 1, &db), None)
+    let syncer = Syncer::new(fast_config(&server.ws_url(), 1), db.clone(), None)
         .await
         .unwrap();
     let started = Instant::now();
@@ -190,7 +190,7 @@ async fn fixture_chain_to_postgres_matches_the_sdk() {
     }
 
     // The legacy Vec<u8>-wrapped answer (netuid 23, no subnet state) goes through too.
-    let syncer23 = Syncer::new(fast_config(&server.ws_url(), 23, &db), None)
+    let syncer23 = Syncer::new(fast_config(&server.ws_url(), 23), db.clone(), None)
         .await
         .unwrap();
     let report = syncer23
@@ -209,15 +209,15 @@ async fn fixture_chain_to_postgres_matches_the_sdk() {
 async fn one_sync_of_1024_neurons_decode_plus_write_timing() {
     let Some(dir) = fixtures() else { return };
     let (neurons, state) = fixture_bytes(&dir);
-    let (_db, pool) = migrated_db("timing").await;
-    let mut conn = pool.acquire().await.unwrap();
+    let (db, pool) = migrated_db("timing").await;
+    let mut lock = db.try_lock_sync(1).await.unwrap().unwrap();
     let mut totals = Vec::new();
     for i in 0..7u64 {
         let started = Instant::now();
         let snapshot = decode_snapshot(1, 6_852_690 + i, HASH, &neurons, &state).unwrap();
         let decoded = started.elapsed();
-        let rows = records(&snapshot.rows);
-        let outcome = store_snapshot(&mut conn, 1, snapshot.block, HASH, &rows)
+        let outcome = lock
+            .store_snapshot(snapshot.block, HASH, &snapshot.rows)
             .await
             .unwrap();
         let total = started.elapsed();
@@ -247,7 +247,7 @@ fn fixture_metagraph(dir: &Path) -> Metagraph {
     Metagraph {
         netuid: 1,
         block: snapshot.block,
-        neurons: records(&snapshot.rows).iter().map(Neuron::from).collect(),
+        neurons: snapshot.rows.iter().map(Neuron::from).collect(),
     }
 }
 

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use sn1_contracts::bus::{NatsBus, QueueConfig};
-use sn1_contracts::store::metagraph::MetagraphUpdated;
-use sn1_contracts::subjects::Subjects;
-use sn1_metagraph_syncer::{Notifier, Syncer};
+use sn1_contracts::bus::{Bus, NatsBus, QueueConfig, Subjects};
+use sn1_contracts::metagraph::MetagraphUpdated;
+use sn1_contracts::store::Store;
+use sn1_metagraph_syncer::Syncer;
 use sn1_simnet::chain::{FakeChain, Head};
 use sn1_worker::directory::Directory;
 use std::time::{Duration, Instant};
@@ -43,15 +43,18 @@ async fn workers_load_the_newest_snapshot_on_notification() {
     let (db, _pool) = migrated_db("reload").await;
 
     // A worker's directory before any snapshot: empty, not an error.
-    let directory = Directory::from_store(&db, 1).await.unwrap();
+    let directory = Directory::from_store(db.clone(), 1).await.unwrap();
     assert!(directory.snapshot().neurons.is_empty());
     assert_eq!(directory.snapshot_id(), None);
-    let bus = NatsBus::connect(&nats_url(), subjects.clone(), QueueConfig::default())
-        .await
-        .unwrap();
-    let updates = Directory::nats_updates(&bus).await;
-    let mut raw = bus
-        .client()
+    let bus = Bus::Nats(
+        NatsBus::connect(&nats_url(), subjects.clone(), QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let updates = bus.subscribe_metagraph_updates().await.unwrap();
+    // A plain NATS client, to see the notice as it is on the wire.
+    let raw_client = async_nats::connect(nats_url()).await.unwrap();
+    let mut raw = raw_client
         .subscribe(subjects.metagraph_updated())
         .await
         .unwrap();
@@ -64,12 +67,13 @@ async fn workers_load_the_newest_snapshot_on_notification() {
         }
     });
 
-    let notifier = Notifier::connect(&nats_url(), subjects.metagraph_updated())
-        .await
-        .unwrap();
-    let syncer = Syncer::new(fast_config(&server.ws_url(), 1, &db), Some(notifier))
-        .await
-        .unwrap();
+    let syncer = Syncer::new(
+        fast_config(&server.ws_url(), 1),
+        db.clone(),
+        Some(bus.clone()),
+    )
+    .await
+    .unwrap();
     let report = syncer
         .run_once(&stop, Duration::from_secs(5), 1)
         .await
@@ -119,11 +123,12 @@ async fn workers_load_the_newest_snapshot_on_notification() {
 
     // Notifications for another netuid and malformed ones are ignored; the follower goes on.
     for payload in [r#"{"netuid":2,"block":99,"snapshot_id":99}"#, "not json"] {
-        bus.client()
+        raw_client
             .publish(subjects.metagraph_updated(), payload.into())
             .await
             .unwrap();
     }
+    raw_client.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!follower.is_finished());
     assert_eq!(directory.snapshot().block, 11);
@@ -136,7 +141,8 @@ async fn an_unmigrated_database_stops_the_worker_clearly() {
     let url = sn1_contracts::store::testing::fresh_database("wnomig")
         .await
         .expect("Postgres on 127.0.0.1:5432");
-    let err = Directory::from_store(&url, 1)
+    let store = Store::postgres(&url, 2).await.unwrap();
+    let err = Directory::from_store(store, 1)
         .await
         .err()
         .expect("must fail");

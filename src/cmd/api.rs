@@ -104,8 +104,8 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
     }
     let queue = args.nats.queue_config();
-    let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
-    if let Err(e) = bus.ensure_jobs_stream().await {
+    let bus = Bus::Nats(NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?);
+    if let Err(e) = bus.ensure_job_queue().await {
         tracing::warn!(error = %e, "jobs stream not ready yet; requests get 503 until it is");
     }
     let mut config = ApiConfig {
@@ -116,7 +116,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     };
     config.limits.max_k = args.max_k;
     config.limits.max_timeout_secs = args.max_timeout;
-    let state = AppState::new(Bus::Nats(bus), auth, config);
+    let state = AppState::new(bus, auth, config);
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;

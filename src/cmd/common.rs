@@ -2,9 +2,9 @@
 //! a shutdown signal.
 
 use anyhow::bail;
-use sn1_contracts::subjects::Subjects;
+use sn1_contracts::bus::Subjects;
+pub use sn1_contracts::duration::parse_duration;
 use sn1_contracts::telemetry::LogFormat;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Where the job queue lives.
@@ -88,35 +88,6 @@ pub fn check(problems: Vec<String>) -> anyhow::Result<()> {
     bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
 }
 
-/// Parses `500ms`, `5s`, `2m` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m, 30d)"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("{text:?} is not a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// A token cancelled on SIGTERM or Ctrl-C.
 pub fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
@@ -145,18 +116,4 @@ pub fn shutdown_token() -> CancellationToken {
         t.cancel();
     });
     token
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("5y").is_err());
-    }
 }

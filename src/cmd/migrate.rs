@@ -21,9 +21,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let telemetry = sn1_contracts::telemetry::init("sn1-migrate", args.log.log_format);
-    let pool = sn1_contracts::store::connect(&url, 2).await?;
-    sn1_contracts::store::migrate(&pool).await?;
-    let applied = sn1_contracts::store::MIGRATOR.iter().count();
+    let store = sn1_contracts::store::Store::postgres(&url, 2).await?;
+    let applied = store.migrate().await?;
     tracing::info!(migrations = applied, "database schema up to date");
     eprintln!("database schema up to date ({applied} migrations)");
     telemetry.shutdown();

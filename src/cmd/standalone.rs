@@ -13,13 +13,13 @@ use sn1_api::auth::Auth;
 use sn1_api::{ApiConfig, AppState};
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
 use sn1_contracts::audit::ContentPolicy;
-use sn1_contracts::bus::Bus;
-use sn1_contracts::bus::memory::MemoryBus;
-use sn1_metagraph_syncer::local::{self as local_sync, LocalSyncConfig};
+use sn1_contracts::bus::{Bus, MemoryBus};
+use sn1_contracts::store::{Retention, Store};
+use sn1_metagraph_syncer::{Syncer, SyncerConfig};
 use sn1_simnet::chain::{FakeChain, Head};
 use sn1_simnet::fleet::{Fleet, FleetConfig};
 use sn1_worker::Worker;
-use sn1_worker::audit::{AuditSettings, AuditSink, run_sqlite_writer};
+use sn1_worker::audit::{AuditSettings, WriterConfig, run_writer};
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use std::path::PathBuf;
@@ -167,9 +167,19 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create DATA_DIR {}: {e}", args.data_dir.display()))?;
     let db_path = args.data_dir.join("sn1.sqlite3");
-    let pool = sn1_contracts::store::sqlite::open(&db_path).await?;
-    let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(10_000);
-    let writer = tokio::spawn(run_sqlite_writer(audit_rx, pool.clone(), 500));
+    let store = Store::sqlite(&db_path).await?;
+    let bus = Bus::Memory(MemoryBus::new(10_000));
+    // The writer stops after the worker (its last producer), so it writes every record.
+    let writer_stop = tokio_util::sync::CancellationToken::new();
+    let writer = tokio::spawn(run_writer(
+        bus.clone(),
+        store.clone(),
+        WriterConfig {
+            batch: 500,
+            ..WriterConfig::default()
+        },
+        writer_stop.clone(),
+    ));
 
     // The metagraph: a file overrides; otherwise sync from the (fake or real) chain now, then
     // every SYNC_INTERVAL in the background.
@@ -183,34 +193,32 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let directory = match (&args.metagraph_file, sync_url) {
         (Some(path), _) => Directory::from_file(path)?,
         (None, Some(url)) => {
-            let config = LocalSyncConfig {
-                url,
-                netuid: args.netuid,
-                interval: args.sync_interval,
-                timeout: Duration::from_secs(30),
-                keep: 10,
+            let mut config = SyncerConfig::new(url, args.netuid);
+            config.interval = args.sync_interval;
+            config.retention = Retention {
+                max_age: None,
+                keep_last: Some(10),
             };
-            let directory = match local_sync::sync_once(&config, &pool).await {
-                Ok(metagraph) => Directory::fixed(metagraph),
-                Err(e) if chain.is_none() => {
-                    tracing::warn!(error = %e, "first metagraph sync failed; retrying in the background (no miner until it works)");
-                    Directory::fixed(Default::default())
+            let syncer = Syncer::new(config, store.clone(), Some(bus.clone())).await?;
+            // The first sync before serving, so the first request finds miners.
+            if let Err(e) = syncer.run_once(&shutdown, Duration::ZERO, 1).await {
+                if chain.is_some() {
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e),
-            };
-            let target = directory.clone();
-            tokio::spawn(local_sync::run(
-                config,
-                pool.clone(),
-                move |metagraph| target.replace(metagraph),
-                shutdown.clone(),
-            ));
+                tracing::warn!(error = %e, "first metagraph sync failed; retrying in the background (no miner until it works)");
+            }
+            let directory = Directory::from_store(store.clone(), args.netuid).await?;
+            let updates = bus.subscribe_metagraph_updates().await?;
+            let (dir, stop) = (directory.clone(), shutdown.clone());
+            tokio::spawn(
+                async move { dir.follow_updates(updates, args.sync_interval, stop).await },
+            );
+            let stop = shutdown.clone();
+            tokio::spawn(async move { syncer.run(stop).await });
             directory
         }
-        (None, None) => unreachable!("checked in problems()"),
+        (None, None) => anyhow::bail!("no metagraph source (checked in problems())"),
     };
-
-    let bus = Bus::Memory(MemoryBus::new(10_000));
     let dendrite = Dendrite::new(
         hotkey,
         DendriteConfig {
@@ -231,7 +239,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         content: args.audit_content,
         ..AuditSettings::default()
     };
-    let worker = Worker::new(bus.clone(), runner).with_audit(AuditSink::Local(audit_tx), settings);
+    let worker = Worker::new(bus.clone(), runner).with_audit(settings);
     let worker = tokio::spawn(worker.run(shutdown.clone()));
 
     let (auth, made_up_key) = match args.auth.auth() {
@@ -253,8 +261,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     banner(addr, made_up_key.as_deref(), fleet.is_some(), &db_path);
     sn1_api::serve(listener, state, shutdown.clone()).await?;
     worker.await??;
-    // The worker (the last sender) is gone: the writer drains what it holds and stops.
-    let _ = writer.await;
+    // The worker (the last producer) is gone: the writer writes what it holds and stops.
+    writer_stop.cancel();
+    writer.await??;
     telemetry.shutdown();
     Ok(ExitCode::SUCCESS)
 }

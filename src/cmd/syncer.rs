@@ -2,10 +2,10 @@
 //! snapshots and notifies workers. Safe to run as several replicas (one writes at a time).
 
 use super::common::{self, LogArgs, parse_duration};
-use sn1_contracts::store::metagraph::Retention;
-use sn1_contracts::subjects::Subjects;
-use sn1_metagraph_syncer::network::{parse_age, redact_url, resolve_network};
-use sn1_metagraph_syncer::{Notifier, Syncer, SyncerConfig};
+use sn1_contracts::bus::{Bus, NatsBus, QueueConfig, Subjects};
+use sn1_contracts::store::{Retention, Store};
+use sn1_metagraph_syncer::network::{redact_url, resolve_network};
+use sn1_metagraph_syncer::{Syncer, SyncerConfig, SyncerProbe};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub struct SyncerArgs {
     #[arg(long)]
     pub once: bool,
     /// Delete snapshots older than this (e.g. 7d, 12h; 0 keeps them all). The newest is kept.
-    #[arg(long, env = "METAGRAPH_RETENTION", default_value = "7d", value_parser = parse_age)]
+    #[arg(long, env = "METAGRAPH_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub retention: Duration,
     /// Also keep at most this many snapshots per netuid.
     #[arg(long = "keep-snapshots", env = "METAGRAPH_KEEP_SNAPSHOTS")]
@@ -93,7 +93,7 @@ pub async fn run(args: SyncerArgs) -> anyhow::Result<ExitCode> {
     let telemetry = sn1_contracts::telemetry::init("sn1-metagraph-syncer", args.log.log_format);
     let chain_url = resolve_network(&args.network).map_err(anyhow::Error::msg)?;
     let database_url = args.database_url.clone().unwrap_or_default();
-    let mut config = SyncerConfig::new(chain_url.clone(), args.netuid, database_url);
+    let mut config = SyncerConfig::new(chain_url.clone(), args.netuid);
     config.interval = args.interval;
     config.retention = Retention {
         max_age: Some(args.retention).filter(|d| !d.is_zero()),
@@ -101,18 +101,17 @@ pub async fn run(args: SyncerArgs) -> anyhow::Result<ExitCode> {
     };
     config.rpc_timeout = args.rpc_timeout;
     config.max_backoff = args.max_backoff.max(Duration::from_secs(1));
-    let notifier = match &args.nats_url {
+    let bus = match &args.nats_url {
         Some(url) => {
-            let subject = Subjects::new(args.nats_prefix.clone()).metagraph_updated();
-            Some(
-                Notifier::connect(url, subject)
-                    .await
-                    .map_err(anyhow::Error::msg)?,
-            )
+            let subjects = Subjects::new(args.nats_prefix.clone());
+            Some(Bus::Nats(
+                NatsBus::connect(url, subjects, QueueConfig::default()).await?,
+            ))
         }
         None => None,
     };
-    let syncer = Syncer::new(config, notifier).await?;
+    let store = Store::postgres(&database_url, 4).await?;
+    let syncer = Syncer::new(config, store, bus).await?;
     tracing::info!(
         chain = %redact_url(&chain_url),
         netuid = args.netuid,
@@ -146,12 +145,14 @@ pub async fn run(args: SyncerArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.ops_port))
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on OPS_PORT {}: {e}", args.ops_port))?;
-        let (pool, status, stop) = (syncer.pool().clone(), syncer.status(), shutdown.clone());
-        let stale_after = args.stale_after;
+        let probe = SyncerProbe {
+            store: syncer.store().clone(),
+            status: syncer.status(),
+            stale_after: args.stale_after,
+        };
+        let stop = shutdown.clone();
         tokio::spawn(async move {
-            let served =
-                sn1_metagraph_syncer::ops::serve(listener, pool, status, stale_after, stop).await;
-            if let Err(e) = served {
+            if let Err(e) = sn1_contracts::ops::serve(listener, probe, stop).await {
                 tracing::warn!(error = %e, "ops server stopped");
             }
         });

@@ -5,12 +5,13 @@ use super::miner_args::MinerArgs;
 use crate::wallet_args::WalletArgs;
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
 use sn1_contracts::audit::ContentPolicy;
-use sn1_contracts::bus::audit::{AuditQueue, AuditQueueConfig};
-use sn1_contracts::bus::{Bus, NatsBus};
+use sn1_contracts::bus::{AuditQueueConfig, Bus, NatsBus};
+use sn1_contracts::store::Store;
 use sn1_worker::Worker;
-use sn1_worker::audit::{AuditSettings, AuditSink, WriterConfig, run_writer};
+use sn1_worker::audit::{AuditSettings, WriterConfig, run_writer};
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
+use sn1_worker::ops::WorkerProbe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -97,9 +98,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if args.database_url.is_none() {
         tracing::warn!("DATABASE_URL not set: audit log off");
     }
-    let directory = match (&args.metagraph_file, &args.database_url) {
+    let store = match &args.database_url {
+        Some(url) => Some(Store::postgres(url, 8).await?),
+        None => None,
+    };
+    let directory = match (&args.metagraph_file, &store) {
         (Some(path), _) => Directory::from_file(path)?,
-        (None, Some(url)) => Directory::from_store(url, args.netuid).await?,
+        (None, Some(store)) => Directory::from_store(store.clone(), args.netuid).await?,
         (None, None) => Directory::default(),
     };
     tracing::info!(
@@ -115,9 +120,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             connect_timeout: Duration::from_secs(3),
         },
     )?;
-    let queue = args.nats.queue_config();
+    let mut queue = args.nats.queue_config();
+    queue.audit = AuditQueueConfig {
+        max_bytes: args.audit_stream_max_bytes,
+        ..AuditQueueConfig::default()
+    };
     let progress_interval = queue.ack_wait / 3;
-    let bus = NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?;
+    let bus = Bus::Nats(NatsBus::connect(&args.nats.nats_url, args.nats.subjects(), queue).await?);
     let config = args.miners.worker_config(
         format!("worker-{}", &uuid_like()),
         progress_interval,
@@ -127,7 +136,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if args.metagraph_file.is_none() {
         // Snapshots from the store: reload on <prefix>.metagraph.updated and every 30 s.
         let (dir, stop) = (directory.clone(), shutdown.clone());
-        let updates = Directory::nats_updates(&bus).await;
+        let updates = bus.subscribe_metagraph_updates().await?;
         tokio::spawn(async move {
             dir.follow_updates(updates, Duration::from_secs(30), stop)
                 .await
@@ -137,9 +146,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.ops_port))
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on OPS_PORT {}: {e}", args.ops_port))?;
-        let (bus, dir, stop) = (Bus::Nats(bus.clone()), directory.clone(), shutdown.clone());
+        let probe = WorkerProbe {
+            bus: bus.clone(),
+            directory: directory.clone(),
+        };
+        let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = sn1_worker::ops::serve(listener, bus, dir, stop).await {
+            if let Err(e) = sn1_contracts::ops::serve(listener, probe, stop).await {
                 tracing::warn!(error = %e, "ops server stopped");
             }
         });
@@ -149,33 +162,24 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         directory,
         config,
     };
-    let mut worker = Worker::new(Bus::Nats(bus.clone()), runner);
+    let mut worker = Worker::new(bus.clone(), runner);
     let mut writer = None;
-    if let Some(url) = &args.database_url {
-        let pool = sn1_contracts::store::connect(url, 8).await?;
-        sn1_contracts::store::check_migrations(&pool).await?;
-        let queue = AuditQueue::new(
-            bus.client().clone(),
-            args.nats.subjects(),
-            AuditQueueConfig {
-                max_bytes: args.audit_stream_max_bytes,
-                ..AuditQueueConfig::default()
-            },
-        );
-        queue.ensure_stream().await?;
+    if let Some(store) = store {
+        store.check_migrations().await?;
+        bus.ensure_audit_queue().await?;
         let settings = AuditSettings {
             content: args.audit_content,
             max_text_bytes: args.audit_max_text_bytes,
             netuid: args.netuid,
         };
-        worker = worker.with_audit(AuditSink::JetStream(Box::new(queue.clone())), settings);
+        worker = worker.with_audit(settings);
         let config = WriterConfig {
             batch: args.audit_batch.max(1),
             retention: args.audit_retention,
             ..WriterConfig::default()
         };
         let stop = shutdown.clone();
-        writer = Some(tokio::spawn(run_writer(queue, pool, config, stop)));
+        writer = Some(tokio::spawn(run_writer(bus.clone(), store, config, stop)));
     }
     worker.run(shutdown).await?;
     if let Some(writer) = writer {

@@ -1,77 +1,20 @@
 //! The worker's side of the audit log: turning a finished job into a [`CompletionRecord`]
 //! (content policy applied here, before the record leaves the process) and the audit writer,
-//! a durable consumer that batch-inserts records into Postgres and acks only after commit.
+//! which takes records from the bus's audit queue in batches, inserts them into the store and
+//! acks only after the commit. One writer for both modes: JetStream → Postgres, or the
+//! in-process queue → SQLite.
 
 use crate::cleaning;
 use crate::fanout::MinerRecord;
 use crate::job::JobSummary;
 use sn1_bittensor::reply::OutcomeKind;
 use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord, cap, storable};
-use sn1_contracts::bus::audit::{AuditDelivery, AuditQueue};
+use sn1_contracts::bus::{AuditDelivery, Bus};
 use sn1_contracts::job::ChatJob;
-use sqlx::PgPool;
+use sn1_contracts::retry::{Backoff, sleep_or_stop};
+use sn1_contracts::store::Store;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Where audit records go.
-#[derive(Clone)]
-pub enum AuditSink {
-    /// The JetStream audit stream, drained into Postgres by the audit writers.
-    JetStream(Box<AuditQueue>),
-    /// Standalone mode: straight to the in-process SQLite writer (bounded channel).
-    Local(tokio::sync::mpsc::Sender<CompletionRecord>),
-}
-
-impl AuditSink {
-    /// Hands over one record; for JetStream, returns once the broker has stored it.
-    pub async fn publish(&self, record: &CompletionRecord) -> Result<(), String> {
-        match self {
-            AuditSink::JetStream(queue) => queue.publish(record).await.map_err(|e| e.to_string()),
-            // Never hold a job on a stuck writer: a full buffer drops the record (counted).
-            AuditSink::Local(tx) => tx.try_send(record.clone()).map_err(|e| match e {
-                tokio::sync::mpsc::error::TrySendError::Full(_) => {
-                    "the audit writer is behind (buffer full)".to_string()
-                }
-                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
-                    "the audit writer has stopped".to_string()
-                }
-            }),
-        }
-    }
-}
-
-/// Standalone mode's writer: batches records from the channel into SQLite. Returns when the
-/// channel closes (every sender dropped), after writing what it holds.
-pub async fn run_sqlite_writer(
-    mut rx: tokio::sync::mpsc::Receiver<CompletionRecord>,
-    pool: sqlx::SqlitePool,
-    batch: usize,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut records = vec![first];
-        while records.len() < batch {
-            match rx.try_recv() {
-                Ok(r) => records.push(r),
-                Err(_) => break,
-            }
-        }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match sn1_contracts::store::sqlite::insert_batch(&pool, &records).await {
-                Ok(new) => {
-                    metrics::counter!("sn1_audit_records_written_total").increment(new);
-                    break;
-                }
-                Err(e) => {
-                    metrics::counter!("sn1_audit_insert_failures_total").increment(1);
-                    tracing::warn!(error = %e, "audit insert into SQLite failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-}
 
 /// How records are built.
 #[derive(Clone, Debug)]
@@ -246,23 +189,25 @@ impl Default for WriterConfig {
     }
 }
 
-/// Runs the audit writer until `shutdown`: takes batches from the audit stream, inserts them
-/// in one transaction, acks after the commit. While Postgres is down it keeps the batch,
-/// retries with backoff and tells the broker it is still working on it, so nothing is lost or
-/// redelivered in a storm; the stream buffers the rest (bounded).
+/// Runs the audit writer until `shutdown`: takes batches from the audit queue, inserts each in
+/// one transaction, acks after the commit. While the store is down it keeps the batch, retries
+/// with backoff and tells the broker it is still working on it, so nothing is lost or
+/// redelivered in a storm; the queue buffers the rest (bounded). On shutdown it writes what the
+/// queue hands over at once (the in-process queue holds records nowhere else), then returns.
 pub async fn run_writer(
-    queue: AuditQueue,
-    pool: PgPool,
+    bus: Bus,
+    store: Store,
     config: WriterConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut batches = queue.consumer(config.batch).await?;
+    let mut batches = bus.audit_batches(config.batch).await?;
     if let Some(retention) = config.retention {
-        let (pool, stop, every) = (pool.clone(), shutdown.clone(), config.prune_interval);
-        tokio::spawn(prune_loop(pool, retention, every, stop));
+        let (store, stop, every) = (store.clone(), shutdown.clone(), config.prune_interval);
+        tokio::spawn(prune_loop(store, retention, every, stop));
     }
     tracing::info!(batch = config.batch, "audit writer running");
     let mut writes = tokio::task::JoinSet::new();
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -270,38 +215,57 @@ pub async fn run_writer(
         };
         match next {
             None => {
-                tracing::warn!("audit consumer ended; reopening");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                batches = queue.consumer(config.batch).await?;
+                tracing::warn!("audit queue ended; reopening");
+                if !sleep_or_stop(backoff.next_delay(), &shutdown).await {
+                    break;
+                }
+                batches = bus.audit_batches(config.batch).await?;
             }
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "audit consumer error");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tracing::warn!(error = %e, "audit queue error");
+                if !sleep_or_stop(backoff.next_delay(), &shutdown).await {
+                    break;
+                }
             }
             Some(Ok(deliveries)) => {
+                backoff.reset();
                 // The next batch is fetched while this one is inserted; at most
                 // WRITES_IN_FLIGHT batches (so bounded memory) are held at once.
                 while writes.len() >= WRITES_IN_FLIGHT {
                     writes.join_next().await;
                 }
-                let (pool, stop) = (pool.clone(), shutdown.clone());
-                writes.spawn(async move { write_until_committed(&pool, &deliveries, &stop).await });
+                let (store, stop) = (store.clone(), shutdown.clone());
+                writes
+                    .spawn(async move { write_until_committed(&store, &deliveries, &stop).await });
             }
         }
     }
-    // Let the batches in hand commit (or give up on shutdown: they are redelivered later).
+    // Let the batches in hand commit, then write what is ready without waiting for more (one
+    // try each: with the database down, JetStream keeps them and the in-process queue cannot).
     while writes.join_next().await.is_some() {}
+    while let Ok(Some(Ok(deliveries))) =
+        tokio::time::timeout(config.linger, batches.next_batch(config.linger)).await
+    {
+        if !write_until_committed(&store, &deliveries, &shutdown).await {
+            break;
+        }
+    }
     Ok(())
 }
 
-/// Batches being inserted at once by one writer. Two keeps Postgres busy while the next batch
-/// arrives from JetStream; inserts of different batches never conflict (distinct request ids).
+/// Batches being inserted at once by one writer. Two keeps the database busy while the next
+/// batch arrives; inserts of different batches never conflict (distinct request ids).
 const WRITES_IN_FLIGHT: usize = 2;
+
+/// First and longest wait between tries of an insert.
+fn insert_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+}
 
 /// Inserts a batch, retrying until it commits; `false` if shutdown came first (the batch is
 /// then redelivered to a writer later).
 async fn write_until_committed(
-    pool: &PgPool,
+    store: &Store,
     deliveries: &[AuditDelivery],
     shutdown: &CancellationToken,
 ) -> bool {
@@ -309,11 +273,11 @@ async fn write_until_committed(
         .iter()
         .filter_map(|d| d.record.as_ref())
         .collect();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = insert_backoff();
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
         let started = std::time::Instant::now();
-        match sn1_contracts::store::audit::insert_batch(pool, &records).await {
+        match store.insert_audit(&records).await {
             Ok(new) => {
                 metrics::histogram!("sn1_audit_insert_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -321,7 +285,7 @@ async fn write_until_committed(
                 if let Some(since) = failing_since {
                     tracing::info!(
                         outage_s = since.elapsed().as_secs_f64(),
-                        "audit writer reached Postgres again"
+                        "audit writer reached the database again"
                     );
                 }
                 for d in deliveries {
@@ -332,10 +296,10 @@ async fn write_until_committed(
                 }
                 return true;
             }
-            Err(e) if is_permanent(&e) => {
+            Err(e) if e.is_permanent() => {
                 // One bad record must not hold the others (or the writer) forever.
-                tracing::warn!(error = %e, records = records.len(), "Postgres refused the batch; inserting one by one");
-                return write_one_by_one(pool, deliveries, shutdown).await;
+                tracing::warn!(error = %e, records = records.len(), "the database refused the batch; inserting one by one");
+                return write_one_by_one(store, deliveries, shutdown).await;
             }
             Err(e) => {
                 metrics::counter!("sn1_audit_insert_failures_total").increment(1);
@@ -346,31 +310,18 @@ async fn write_until_committed(
                 for d in deliveries {
                     let _ = d.in_progress().await;
                 }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !sleep_or_stop(backoff.next_delay(), shutdown).await {
+                    return false;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
 }
 
-/// Whether Postgres refused the data itself (SQLSTATE class 22 data exception or 23 integrity
-/// violation): retrying the same rows cannot help.
-fn is_permanent(e: &sn1_contracts::store::StoreError) -> bool {
-    match e {
-        sn1_contracts::store::StoreError::Query(sqlx::Error::Database(db)) => db
-            .code()
-            .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
-        _ => false,
-    }
-}
-
-/// Inserts each record on its own; a record Postgres refuses is dropped for good (counted and
-/// logged by request id), the others are kept and retried like a batch.
+/// Inserts each record on its own; a record the database refuses is dropped for good (counted
+/// and logged by request id), the others are kept and retried like a batch.
 async fn write_one_by_one(
-    pool: &PgPool,
+    store: &Store,
     deliveries: &[AuditDelivery],
     shutdown: &CancellationToken,
 ) -> bool {
@@ -379,27 +330,25 @@ async fn write_one_by_one(
             let _ = d.ack().await;
             continue;
         };
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = insert_backoff();
         loop {
-            match sn1_contracts::store::audit::insert_batch(pool, &[record]).await {
+            match store.insert_audit(&[record]).await {
                 Ok(new) => {
                     metrics::counter!("sn1_audit_records_written_total").increment(new);
                     let _ = d.ack().await;
                     break;
                 }
-                Err(e) if is_permanent(&e) => {
+                Err(e) if e.is_permanent() => {
                     metrics::counter!("sn1_audit_records_rejected_total").increment(1);
-                    tracing::error!(request_id = %record.request_id, error = %e, "audit record refused by Postgres; dropped");
+                    tracing::error!(request_id = %record.request_id, error = %e, "audit record refused by the database; dropped");
                     let _ = d.term().await;
                     break;
                 }
                 Err(_) => {
                     let _ = d.in_progress().await;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !sleep_or_stop(backoff.next_delay(), shutdown).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
@@ -407,7 +356,7 @@ async fn write_one_by_one(
     true
 }
 
-async fn prune_loop(pool: PgPool, retention: Duration, every: Duration, stop: CancellationToken) {
+async fn prune_loop(store: Store, retention: Duration, every: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -415,7 +364,7 @@ async fn prune_loop(pool: PgPool, retention: Duration, every: Duration, stop: Ca
             _ = tick.tick() => {}
         }
         let before = chrono::Utc::now() - retention;
-        match sn1_contracts::store::audit::prune_content(&pool, before).await {
+        match store.prune_audit_content(before).await {
             Ok(n) if n > 0 => tracing::info!(pruned = n, "audit content past retention pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "audit retention job failed"),

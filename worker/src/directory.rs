@@ -1,15 +1,12 @@
-//! The metagraph the worker picks miners from: the newest Postgres snapshot of its netuid
-//! (written by the metagraph syncer, reloaded on `<prefix>.metagraph.updated` and by a periodic
+//! The metagraph the worker picks miners from: the newest stored snapshot of its netuid
+//! (written by the metagraph syncer, reloaded on the bus's metagraph notices and by a periodic
 //! check), or a static file (`--metagraph-file`, which overrides the store), or a fixed value
 //! (tests, simnet). Readers take a cheap snapshot (`Arc`) so a reload never blocks a job, and a
 //! failed reload keeps the current metagraph.
 
-use futures::StreamExt;
-use futures::stream::BoxStream;
-use sn1_contracts::bus::NatsBus;
+use sn1_contracts::bus::MetagraphUpdates;
 use sn1_contracts::metagraph::{Metagraph, MetagraphFileError};
-use sn1_contracts::store::StoreError;
-use sn1_contracts::store::metagraph::{MetagraphUpdated, SnapshotReader};
+use sn1_contracts::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -23,7 +20,8 @@ enum Source {
     Fixed,
     File(PathBuf),
     Store {
-        reader: SnapshotReader,
+        store: Store,
+        netuid: u16,
         /// Id of the loaded snapshot (0: none yet).
         loaded: Arc<AtomicI64>,
     },
@@ -65,11 +63,11 @@ impl Directory {
         })
     }
 
-    /// A directory backed by the syncer's snapshots of `netuid` in Postgres at `url`: checks the
-    /// schema (a clear error if `sn1-gateway migrate` has not run) and loads the newest
-    /// snapshot; with none yet it starts empty (not ready) and picks the first one up later.
-    pub async fn from_store(url: &str, netuid: u16) -> Result<Self, StoreError> {
-        let reader = SnapshotReader::connect(url, netuid).await?;
+    /// A directory backed by the syncer's snapshots of `netuid` in `store`: checks the schema (a
+    /// clear error if `sn1-gateway migrate` has not run) and loads the newest snapshot; with
+    /// none yet it starts empty (not ready) and picks the first one up later.
+    pub async fn from_store(store: Store, netuid: u16) -> Result<Self, StoreError> {
+        store.check_migrations().await?;
         let directory = Directory {
             current: Arc::new(RwLock::new(Arc::new(Metagraph {
                 netuid,
@@ -77,7 +75,8 @@ impl Directory {
                 neurons: Vec::new(),
             }))),
             source: Source::Store {
-                reader,
+                store,
+                netuid,
                 loaded: Arc::default(),
             },
         };
@@ -117,14 +116,18 @@ impl Directory {
     async fn refresh_store(&self) -> Result<bool, StoreError> {
         match &self.source {
             Source::Fixed | Source::File(_) => Ok(false),
-            Source::Store { reader, loaded } => {
+            Source::Store {
+                store,
+                netuid,
+                loaded,
+            } => {
                 let held = loaded.load(Ordering::SeqCst);
-                match reader.latest_id().await? {
+                match store.latest_snapshot(*netuid).await?.map(|s| s.id) {
                     None => return Ok(false),
                     Some(id) if id == held => return Ok(false),
                     Some(_) => {}
                 }
-                let Some((info, metagraph)) = reader.latest().await? else {
+                let Some((info, metagraph)) = store.latest_metagraph(*netuid).await? else {
                     return Ok(false);
                 };
                 let age = (chrono::Utc::now() - info.taken_at).num_seconds();
@@ -153,33 +156,19 @@ impl Directory {
         }
     }
 
-    /// The `<prefix>.metagraph.updated` payloads on `bus` (a stream that never ends when the
-    /// subscription fails: the periodic check still runs).
-    pub async fn nats_updates(bus: &NatsBus) -> BoxStream<'static, Vec<u8>> {
-        let subject = bus.subjects().metagraph_updated();
-        match bus.client().subscribe(subject.clone()).await {
-            Ok(sub) => sub.map(|m| m.payload.to_vec()).boxed(),
-            Err(e) => {
-                tracing::warn!(error = %e, %subject, "cannot subscribe; polling the store only");
-                futures::stream::pending().boxed()
-            }
-        }
-    }
-
-    /// Keeps a store-backed directory current until `shutdown`: refreshes on every
-    /// [`MetagraphUpdated`] payload of `updates` for its netuid (see [`Directory::nats_updates`])
-    /// and every `poll` (in case a notification was missed). Returns at once for other
-    /// directories.
+    /// Keeps a store-backed directory current until `shutdown`: refreshes on every notice of
+    /// `updates` for its netuid and every `poll` (in case a notice was missed). Returns at once
+    /// for other directories.
     pub async fn follow_updates(
         &self,
-        mut updates: BoxStream<'static, Vec<u8>>,
+        mut updates: MetagraphUpdates,
         poll: Duration,
         shutdown: CancellationToken,
     ) {
-        let Source::Store { reader, .. } = &self.source else {
+        let Source::Store { netuid, .. } = &self.source else {
             return;
         };
-        let netuid = reader.netuid();
+        let netuid = *netuid;
         let mut ticker = tokio::time::interval(poll.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
@@ -187,22 +176,16 @@ impl Directory {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
-                payload = updates.next() => {
-                    let Some(payload) = payload else {
-                        updates = futures::stream::pending().boxed();
-                        continue;
-                    };
-                    match serde_json::from_slice::<MetagraphUpdated>(&payload) {
-                        Ok(u) if u.netuid == netuid => {
-                            tracing::debug!(block = u.block, snapshot_id = u.snapshot_id, "metagraph updated");
-                        }
-                        Ok(_) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "ignoring a malformed metagraph.updated message");
-                            continue;
-                        }
+                update = updates.next() => match update {
+                    Some(u) if u.netuid == netuid => {
+                        tracing::debug!(block = u.block, snapshot_id = u.snapshot_id, "metagraph updated");
                     }
-                }
+                    Some(_) => continue,
+                    None => {
+                        updates = MetagraphUpdates::none();
+                        continue;
+                    }
+                },
             }
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "cannot reload the metagraph; keeping the current one");

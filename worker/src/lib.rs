@@ -55,7 +55,7 @@ pub struct Worker {
     bus: Bus,
     runner: JobRunner,
     inflight: Arc<Mutex<HashMap<String, CancellationToken>>>,
-    audit: Option<(audit::AuditSink, audit::AuditSettings)>,
+    audit: Option<audit::AuditSettings>,
 }
 
 impl Worker {
@@ -69,10 +69,9 @@ impl Worker {
         }
     }
 
-    /// Sends one audit record per job to `sink` (JetStream on the way to Postgres, or the
-    /// standalone writer).
-    pub fn with_audit(mut self, sink: audit::AuditSink, settings: audit::AuditSettings) -> Self {
-        self.audit = Some((sink, settings));
+    /// Publishes one audit record per job on the bus's audit queue (for the audit writer).
+    pub fn with_audit(mut self, settings: audit::AuditSettings) -> Self {
+        self.audit = Some(settings);
         self
     }
 
@@ -180,7 +179,7 @@ impl Worker {
             k = job.params.k,
             delivered = delivery.delivered
         );
-        sn1_contracts::trace::attach_parent(&span, delivery.headers());
+        sn1_contracts::trace::attach_parent(&span, &delivery.headers);
         async {
             {
                 let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
@@ -232,11 +231,11 @@ impl Worker {
                 let _ = self.bus.publish_event(&job.request_id, &event).await;
             }
             let elapsed = started.elapsed();
-            if let Some((queue, settings)) = &self.audit
+            if let Some(settings) = &self.audit
                 && summary.status != job::JobStatus::Skipped
             {
                 let record = audit::build_record(&job, &summary, elapsed, settings);
-                if let Err(e) = queue.publish(&record).await {
+                if let Err(e) = self.bus.publish_audit(&record).await {
                     metrics::counter!("sn1_worker_audit_publish_failures_total").increment(1);
                     tracing::warn!(error = %e, "audit record not published");
                 }

@@ -87,12 +87,12 @@ async fn handle(
         .subscribe_events(&job.request_id)
         .await
         .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
-    let mut headers = async_nats::HeaderMap::new();
+    let mut headers = sn1_contracts::bus::Headers::new();
     sn1_contracts::trace::inject(&span, &mut headers);
     drop(_entered);
     state
         .bus
-        .publish_job(&job, headers)
+        .publish_job(&job, &headers)
         .await
         .map_err(|e| match e {
             sn1_contracts::bus::BusError::Full(m) => ApiError::QueueUnavailable(m),

@@ -1,5 +1,5 @@
-//! Operations endpoints: `GET /livez` (the process is up), `GET /readyz` (NATS reachable),
-//! `GET /metrics` (Prometheus text).
+//! Operations endpoints on the api port, documented in the OpenAPI spec: `GET /livez` and
+//! `GET /metrics` are the shared ones ([`sn1_contracts::ops`]); `GET /readyz` checks the bus.
 
 use crate::AppState;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use serde_json::json;
 /// The process is up.
 #[utoipa::path(get, path = "/livez", responses((status = 200, description = "alive")))]
 pub async fn livez() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+    sn1_contracts::ops::livez().await
 }
 
 /// Ready to take requests: the job queue is reachable.
@@ -31,12 +31,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        state.metrics.render(),
-    )
+pub async fn metrics() -> impl IntoResponse {
+    sn1_contracts::ops::metrics_text()
 }

@@ -1,70 +1,99 @@
-//! The in-process bus of standalone mode: a bounded job channel, per-request event channels and
-//! a cancel broadcast, with the same semantics the NATS bus gives the api and the worker (a
-//! full queue is refused, events of a request nobody waits for are dropped). Nothing survives
-//! the process, which standalone mode accepts: api and worker die together.
+//! The in-process bus of standalone mode: a bounded job queue, per-request event channels,
+//! broadcasts for cancels and metagraph notices, and a bounded audit queue — with the semantics
+//! the NATS bus gives the api and the worker (a full queue is refused, events of a request
+//! nobody waits for are dropped). Nothing survives the process, which standalone mode accepts:
+//! api and worker die together.
 
-use super::{BusError, DeliveryHandle, JobDelivery};
+use super::BusError;
+use super::delivery::{Acker, AuditDelivery, JobDelivery};
+use super::headers::Headers;
+use super::streams::{AuditBatches, CancelStream, EventStream, JobStream, MetagraphUpdates};
+use crate::audit::CompletionRecord;
 use crate::event::WorkerEvent;
 use crate::job::ChatJob;
-use async_nats::HeaderMap;
+use crate::metagraph::MetagraphUpdated;
+use futures::StreamExt;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 
-/// Events buffered per request before the worker waits for the api to catch up.
+/// Events buffered per request before the worker's events are dropped (a hopelessly slow reader).
 const EVENT_BUFFER: usize = 1024;
+/// Cancels and metagraph notices buffered per subscriber (a lagging one skips the oldest).
+const BROADCAST_BUFFER: usize = 1024;
+/// Audit records held while the writer is behind (then publishing is refused and counted).
+const AUDIT_BUFFER: usize = 10_000;
+
+type Shared<T> = Arc<tokio::sync::Mutex<mpsc::Receiver<T>>>;
+type EventSenders = Arc<Mutex<HashMap<String, mpsc::Sender<WorkerEvent>>>>;
 
 /// The in-process bus. Cheap to clone.
 #[derive(Clone)]
 pub struct MemoryBus {
-    jobs_tx: mpsc::Sender<(ChatJob, HeaderMap)>,
-    jobs_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<(ChatJob, HeaderMap)>>>,
-    events: Arc<Mutex<HashMap<String, mpsc::Sender<WorkerEvent>>>>,
+    jobs_tx: mpsc::Sender<(ChatJob, Headers)>,
+    jobs_rx: Shared<(ChatJob, Headers)>,
+    events: EventSenders,
     cancels: broadcast::Sender<String>,
+    audit_tx: mpsc::Sender<CompletionRecord>,
+    audit_rx: Shared<CompletionRecord>,
+    metagraph: broadcast::Sender<MetagraphUpdated>,
 }
 
 impl MemoryBus {
     /// A bus holding at most `max_jobs` jobs not yet taken by a worker.
     pub fn new(max_jobs: usize) -> Self {
         let (jobs_tx, jobs_rx) = mpsc::channel(max_jobs.max(1));
-        let (cancels, _) = broadcast::channel(1024);
+        let (audit_tx, audit_rx) = mpsc::channel(AUDIT_BUFFER);
         MemoryBus {
             jobs_tx,
             jobs_rx: Arc::new(tokio::sync::Mutex::new(jobs_rx)),
             events: Arc::default(),
-            cancels,
+            cancels: broadcast::channel(BROADCAST_BUFFER).0,
+            audit_tx,
+            audit_rx: Arc::new(tokio::sync::Mutex::new(audit_rx)),
+            metagraph: broadcast::channel(BROADCAST_BUFFER).0,
         }
     }
 
-    pub(super) fn publish_job(&self, job: &ChatJob, headers: HeaderMap) -> Result<(), BusError> {
-        self.jobs_tx
-            .try_send((job.clone(), headers))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => BusError::Full("job queue full".into()),
-                mpsc::error::TrySendError::Closed(_) => {
-                    BusError::Unavailable("job queue closed".into())
-                }
+    pub(super) fn publish_job(&self, job: &ChatJob, headers: &Headers) -> Result<(), BusError> {
+        try_send(&self.jobs_tx, (job.clone(), headers.clone()), "job queue")
+    }
+
+    pub(super) fn job_stream(&self) -> JobStream {
+        let jobs = receiver_stream(self.jobs_rx.clone()).map(|(job, headers)| {
+            Ok(JobDelivery {
+                job,
+                delivered: 1,
+                headers,
+                acker: Acker::Memory,
             })
+        });
+        JobStream(jobs.boxed())
     }
 
     pub(super) fn subscribe_events(&self, request_id: &str) -> EventStream {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        self.lock_events().insert(request_id.to_string(), tx);
-        EventStream {
-            rx,
+        lock(&self.events).insert(request_id.to_string(), tx);
+        let registration = Registration {
             request_id: request_id.to_string(),
             events: self.events.clone(),
-        }
+        };
+        // The registration lives as long as the stream and unregisters when it is dropped.
+        let stream = futures::stream::unfold((rx, registration), |(mut rx, reg)| async move {
+            let event = rx.recv().await?;
+            Some((event, (rx, reg)))
+        });
+        EventStream(stream.boxed())
     }
 
-    pub(super) async fn publish_event(&self, request_id: &str, event: &WorkerEvent) {
-        let tx = self.lock_events().get(request_id).cloned();
-        if let Some(tx) = tx {
-            // Like core NATS: a gone or hopelessly slow reader (buffer full) loses the event
-            // rather than stalling the worker that holds the job.
-            if tx.try_send(event.clone()).is_err() {
-                metrics::counter!("sn1_bus_events_dropped_total").increment(1);
-            }
+    pub(super) fn publish_event(&self, request_id: &str, event: &WorkerEvent) {
+        let tx = lock(&self.events).get(request_id).cloned();
+        // Like core NATS: a gone or hopelessly slow reader (buffer full) loses the event rather
+        // than stalling the worker that holds the job.
+        if let Some(tx) = tx
+            && tx.try_send(event.clone()).is_err()
+        {
+            metrics::counter!("sn1_bus_events_dropped_total").increment(1);
         }
     }
 
@@ -72,42 +101,78 @@ impl MemoryBus {
         let _ = self.cancels.send(request_id.to_string());
     }
 
-    pub(super) fn subscribe_cancels(&self) -> broadcast::Receiver<String> {
-        self.cancels.subscribe()
+    pub(super) fn subscribe_cancels(&self) -> CancelStream {
+        CancelStream(broadcast_stream(self.cancels.subscribe()).boxed())
     }
 
-    pub(super) async fn next_job(&self) -> Option<JobDelivery> {
-        let (job, headers) = self.jobs_rx.lock().await.recv().await?;
-        Some(JobDelivery {
-            job,
-            delivered: 1,
-            handle: DeliveryHandle::Memory(Box::new(headers)),
-        })
+    pub(super) fn publish_audit(&self, record: &CompletionRecord) -> Result<(), BusError> {
+        try_send(&self.audit_tx, record.clone(), "audit queue")
     }
 
-    fn lock_events(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<WorkerEvent>>> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn audit_batches(&self, batch: usize) -> AuditBatches {
+        let records = receiver_stream(self.audit_rx.clone()).map(|record| {
+            Ok(AuditDelivery {
+                record: Some(record),
+                acker: Acker::Memory,
+            })
+        });
+        AuditBatches {
+            records: records.boxed(),
+            batch: batch.max(1),
+        }
+    }
+
+    pub(super) fn publish_metagraph_updated(&self, update: &MetagraphUpdated) {
+        let _ = self.metagraph.send(update.clone());
+    }
+
+    pub(super) fn subscribe_metagraph_updates(&self) -> MetagraphUpdates {
+        MetagraphUpdates(broadcast_stream(self.metagraph.subscribe()).boxed())
     }
 }
 
-/// One request's events; unregisters itself when dropped.
-pub struct EventStream {
-    rx: mpsc::Receiver<WorkerEvent>,
+fn try_send<T>(tx: &mpsc::Sender<T>, item: T, what: &str) -> Result<(), BusError> {
+    tx.try_send(item).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => BusError::Full(format!("{what} full")),
+        mpsc::error::TrySendError::Closed(_) => BusError::Unavailable(format!("{what} closed")),
+    })
+}
+
+/// A shared receiver as a stream: several consumers take turns, each item goes to one.
+fn receiver_stream<T: Send + 'static>(rx: Shared<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |rx| async move {
+        let item = rx.lock().await.recv().await?;
+        Some((item, rx))
+    })
+}
+
+/// A broadcast receiver as a stream; a lagging receiver skips what it missed.
+fn broadcast_stream<T: Clone + Send + 'static>(
+    rx: broadcast::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(item) => return Some((item, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// A request's event channel, unregistered when its stream is dropped.
+struct Registration {
     request_id: String,
-    events: Arc<Mutex<HashMap<String, mpsc::Sender<WorkerEvent>>>>,
+    events: EventSenders,
 }
 
-impl EventStream {
-    pub(super) async fn next(&mut self) -> Option<WorkerEvent> {
-        self.rx.recv().await
-    }
-}
-
-impl Drop for EventStream {
+impl Drop for Registration {
     fn drop(&mut self) {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.request_id);
+        lock(&self.events).remove(&self.request_id);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,21 +1,33 @@
-//! The job queue / event bus seam: jobs go api → worker through a bounded work queue, events go
-//! worker → api on a per-request channel, cancels go api → worker.
+//! The bus seam: every message that crosses between roles goes through [`Bus`].
 //!
-//! Two implementations behind one [`Bus`]: [`nats::NatsBus`] (distributed: JetStream for jobs,
-//! core NATS for events and cancels) and [`memory::MemoryBus`] (standalone mode, in-process).
-//! An enum rather than a trait object: there are exactly two, and async methods stay plain.
+//! | message | from → to | NATS | in-process |
+//! |---|---|---|---|
+//! | chat job | api → one worker | JetStream work queue (acked, redelivered) | bounded channel |
+//! | worker event | worker → the api waiting | core subject per request | channel per request |
+//! | cancel | api → every worker | core subject | broadcast |
+//! | audit record | worker → audit writer | JetStream work queue | bounded channel |
+//! | metagraph updated | syncer → every worker | core subject | broadcast |
+//!
+//! Two implementations: [`NatsBus`] (distributed) and [`MemoryBus`] (standalone mode). An enum
+//! rather than a trait object: there are exactly two, and async methods stay plain. Nothing
+//! outside this module names a NATS type; message headers travel as [`Headers`].
 
-pub mod audit;
+mod delivery;
+mod headers;
 pub mod memory;
 pub mod nats;
+mod streams;
 
-pub use nats::{NatsBus, QueueConfig};
+pub use delivery::{AuditDelivery, JobDelivery};
+pub use headers::Headers;
+pub use memory::MemoryBus;
+pub use nats::{AuditQueueConfig, NatsBus, QueueConfig, Subjects};
+pub use streams::{AuditBatches, CancelStream, EventStream, JobStream, MetagraphUpdates};
 
+use crate::audit::CompletionRecord;
 use crate::event::WorkerEvent;
 use crate::job::ChatJob;
-use async_nats::HeaderMap;
-use async_nats::jetstream::AckKind;
-use std::time::Duration;
+use crate::metagraph::MetagraphUpdated;
 
 /// Why the bus could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +36,7 @@ pub enum BusError {
     /// retry later may fix.
     #[error("queue unavailable: {0}")]
     Unavailable(String),
-    /// The job queue is at its configured bound.
+    /// The queue is at its configured bound.
     #[error("queue full: {0}")]
     Full(String),
     /// A message could not be encoded or decoded.
@@ -37,44 +49,26 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
-/// The shape of both our JetStream streams (jobs, audit): a persisted work queue that refuses
-/// new messages when full (so the publisher learns it at once) and de-duplicates by message id
-/// (the request id) for two minutes.
-pub(crate) fn work_queue_stream(
-    name: String,
-    subject: String,
-    max_messages: i64,
-    max_bytes: i64,
-    replicas: usize,
-) -> async_nats::jetstream::stream::Config {
-    use async_nats::jetstream::stream;
-    stream::Config {
-        name,
-        subjects: vec![subject],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        discard: stream::DiscardPolicy::New,
-        max_messages,
-        max_bytes,
-        duplicate_window: Duration::from_secs(120),
-        num_replicas: replicas,
-        ..Default::default()
-    }
+/// An encoding failure, as the bus reports it.
+pub(crate) fn codec(e: impl std::fmt::Display) -> BusError {
+    BusError::Codec(e.to_string())
 }
 
-/// The bus of a deployment.
-// One per process, cloned once per request: the size difference costs nothing worth a Box.
-#[allow(clippy::large_enum_variant)]
+/// The bus of a deployment. Cheap to clone.
 #[derive(Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, cloned once per request: a Box would cost more than it saves"
+)]
 pub enum Bus {
-    /// NATS JetStream (distributed mode).
+    /// NATS and JetStream (distributed mode).
     Nats(NatsBus),
     /// In-process (standalone mode).
-    Memory(memory::MemoryBus),
+    Memory(MemoryBus),
 }
 
 impl Bus {
-    /// Whether the bus can take jobs now.
+    /// Whether the bus can carry messages now.
     pub fn is_connected(&self) -> bool {
         match self {
             Bus::Nats(b) => b.is_connected(),
@@ -83,19 +77,36 @@ impl Bus {
     }
 
     /// Queues a job; returns once the queue has taken it (JetStream: its ack).
-    pub async fn publish_job(&self, job: &ChatJob, headers: HeaderMap) -> Result<(), BusError> {
+    pub async fn publish_job(&self, job: &ChatJob, headers: &Headers) -> Result<(), BusError> {
         match self {
             Bus::Nats(b) => b.publish_job(job, headers).await,
             Bus::Memory(b) => b.publish_job(job, headers),
         }
     }
 
+    /// Makes sure the job queue exists with the configured bound (the api does this at start,
+    /// so the first request does not pay for it).
+    pub async fn ensure_job_queue(&self) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.ensure_jobs_stream().await,
+            Bus::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Jobs for this worker, `prefetch` at a time.
+    pub async fn job_stream(&self, prefetch: usize) -> Result<JobStream, BusError> {
+        match self {
+            Bus::Nats(b) => b.job_stream(prefetch).await,
+            Bus::Memory(b) => Ok(b.job_stream()),
+        }
+    }
+
     /// Subscribes to one job's events. Call before publishing the job.
     pub async fn subscribe_events(&self, request_id: &str) -> Result<EventStream, BusError> {
-        Ok(match self {
-            Bus::Nats(b) => EventStream::Nats(b.subscribe_events(request_id).await?),
-            Bus::Memory(b) => EventStream::Memory(b.subscribe_events(request_id)),
-        })
+        match self {
+            Bus::Nats(b) => b.subscribe_events(request_id).await,
+            Bus::Memory(b) => Ok(b.subscribe_events(request_id)),
+        }
     }
 
     /// Publishes one event of a job.
@@ -107,7 +118,7 @@ impl Bus {
         match self {
             Bus::Nats(b) => b.publish_event(request_id, event).await,
             Bus::Memory(b) => {
-                b.publish_event(request_id, event).await;
+                b.publish_event(request_id, event);
                 Ok(())
             }
         }
@@ -126,126 +137,55 @@ impl Bus {
 
     /// Every cancel, as request ids.
     pub async fn subscribe_cancels(&self) -> Result<CancelStream, BusError> {
-        Ok(match self {
-            Bus::Nats(b) => CancelStream::Nats(b.subscribe_cancels().await?),
-            Bus::Memory(b) => CancelStream::Memory(b.subscribe_cancels()),
-        })
-    }
-
-    /// Jobs for this worker, `prefetch` at a time.
-    pub async fn job_stream(&self, prefetch: usize) -> Result<JobStream, BusError> {
-        Ok(match self {
-            Bus::Nats(b) => JobStream::Nats(b.job_stream(prefetch).await?),
-            Bus::Memory(b) => JobStream::Memory(b.clone()),
-        })
-    }
-}
-
-/// One job's events as they arrive.
-pub enum EventStream {
-    /// From core NATS.
-    Nats(nats::EventStream),
-    /// In-process.
-    Memory(memory::EventStream),
-}
-
-impl EventStream {
-    /// The next event; `None` when the subscription ended.
-    pub async fn next(&mut self) -> Option<WorkerEvent> {
         match self {
-            EventStream::Nats(s) => s.next().await,
-            EventStream::Memory(s) => s.next().await,
+            Bus::Nats(b) => b.subscribe_cancels().await,
+            Bus::Memory(b) => Ok(b.subscribe_cancels()),
         }
     }
-}
 
-/// Cancelled request ids as they arrive.
-pub enum CancelStream {
-    /// From core NATS.
-    Nats(nats::CancelStream),
-    /// In-process.
-    Memory(tokio::sync::broadcast::Receiver<String>),
-}
-
-impl CancelStream {
-    /// The next cancelled request id; `None` when the bus is gone.
-    pub async fn next(&mut self) -> Option<String> {
+    /// Makes sure the audit queue exists (call once before publishing records).
+    pub async fn ensure_audit_queue(&self) -> Result<(), BusError> {
         match self {
-            CancelStream::Nats(s) => s.next().await,
-            CancelStream::Memory(rx) => loop {
-                match rx.recv().await {
-                    Ok(id) => return Some(id),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            },
+            Bus::Nats(b) => b.ensure_audit_stream().await,
+            Bus::Memory(_) => Ok(()),
         }
     }
-}
 
-/// Jobs as the queue delivers them.
-// One per worker process.
-#[allow(clippy::large_enum_variant)]
-pub enum JobStream {
-    /// The shared JetStream consumer.
-    Nats(nats::JobStream),
-    /// The in-process queue.
-    Memory(memory::MemoryBus),
-}
-
-impl JobStream {
-    /// The next job.
-    pub async fn next(&mut self) -> Option<Result<JobDelivery, BusError>> {
+    /// Hands over one audit record; returns once the queue holds it.
+    pub async fn publish_audit(&self, record: &CompletionRecord) -> Result<(), BusError> {
         match self {
-            JobStream::Nats(s) => s.next().await,
-            JobStream::Memory(b) => b.next_job().await.map(Ok),
-        }
-    }
-}
-
-/// A job handed to this worker, to be acked once handled.
-pub struct JobDelivery {
-    /// The job.
-    pub job: ChatJob,
-    /// 1 on first delivery, more on redelivery.
-    pub delivered: i64,
-    handle: DeliveryHandle,
-}
-
-enum DeliveryHandle {
-    Nats(Box<async_nats::jetstream::Message>),
-    Memory(Box<HeaderMap>),
-}
-
-impl JobDelivery {
-    /// The message headers (trace context).
-    pub fn headers(&self) -> Option<&HeaderMap> {
-        match &self.handle {
-            DeliveryHandle::Nats(msg) => msg.headers.as_ref(),
-            DeliveryHandle::Memory(headers) => Some(headers),
+            Bus::Nats(b) => b.publish_audit(record).await,
+            Bus::Memory(b) => b.publish_audit(record),
         }
     }
 
-    /// Done with the job: the queue forgets it.
-    pub async fn ack(&self) -> Result<(), BusError> {
-        self.ack_with(AckKind::Ack).await
+    /// The audit writers' queue, delivering up to `batch` records at a time.
+    pub async fn audit_batches(&self, batch: usize) -> Result<AuditBatches, BusError> {
+        match self {
+            Bus::Nats(b) => b.audit_batches(batch).await,
+            Bus::Memory(b) => Ok(b.audit_batches(batch)),
+        }
     }
 
-    /// Still working: resets the broker's redelivery timer.
-    pub async fn in_progress(&self) -> Result<(), BusError> {
-        self.ack_with(AckKind::Progress).await
+    /// Tells every worker that a new metagraph snapshot is stored.
+    pub async fn publish_metagraph_updated(
+        &self,
+        update: &MetagraphUpdated,
+    ) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.publish_metagraph_updated(update).await,
+            Bus::Memory(b) => {
+                b.publish_metagraph_updated(update);
+                Ok(())
+            }
+        }
     }
 
-    /// Could not handle it now: redeliver (to any worker) after `delay`.
-    pub async fn nak(&self, delay: Duration) -> Result<(), BusError> {
-        self.ack_with(AckKind::Nak(Some(delay))).await
-    }
-
-    async fn ack_with(&self, kind: AckKind) -> Result<(), BusError> {
-        match &self.handle {
-            DeliveryHandle::Nats(msg) => nats::ack(msg, kind).await,
-            // In-process jobs are handed over once; there is no broker to tell.
-            DeliveryHandle::Memory(_) => Ok(()),
+    /// Metagraph notifications as they arrive.
+    pub async fn subscribe_metagraph_updates(&self) -> Result<MetagraphUpdates, BusError> {
+        match self {
+            Bus::Nats(b) => b.subscribe_metagraph_updates().await,
+            Bus::Memory(b) => Ok(b.subscribe_metagraph_updates()),
         }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use sn1_contracts::metagraph::{Metagraph, Neuron};
+use sn1_contracts::store::Store;
 use sn1_metagraph_syncer::SyncerConfig;
 use sqlx::postgres::PgPool;
 use std::path::PathBuf;
@@ -30,19 +31,23 @@ pub fn fixtures() -> Option<PathBuf> {
     }
 }
 
-/// A fresh database with every migration applied, and a pool on it.
-pub async fn migrated_db(tag: &str) -> (String, PgPool) {
+/// A fresh database with every migration applied: the store on it, and a pool for the
+/// tests' own SQL.
+pub async fn migrated_db(tag: &str) -> (Store, PgPool) {
     let url = sn1_contracts::store::testing::fresh_database(tag)
         .await
         .expect("Postgres on 127.0.0.1:5432 (run scripts/services.sh)");
-    let pool = sn1_contracts::store::connect(&url, 4).await.unwrap();
-    sn1_contracts::store::migrate(&pool).await.unwrap();
-    (url, pool)
+    let store = Store::postgres(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let Store::Postgres(pool) = store.clone() else {
+        unreachable!("a Postgres store")
+    };
+    (store, pool)
 }
 
 /// Syncer settings for tests: short interval, timeouts and back-off.
-pub fn fast_config(chain_url: &str, netuid: u16, database_url: &str) -> SyncerConfig {
-    let mut c = SyncerConfig::new(chain_url, netuid, database_url);
+pub fn fast_config(chain_url: &str, netuid: u16) -> SyncerConfig {
+    let mut c = SyncerConfig::new(chain_url, netuid);
     c.interval = Duration::from_millis(200);
     c.rpc_timeout = Duration::from_secs(5);
     c.max_backoff = Duration::from_millis(500);

@@ -1,141 +1,18 @@
-//! Metagraph snapshots in Postgres (`migrations/postgres/0002_metagraph.sql`): writing one
-//! snapshot in one transaction ([`store_snapshot`]), reading the newest one as the worker's
-//! [`Metagraph`] ([`latest_metagraph`]), its age ([`snapshot_age`]), retention ([`prune`]), the
-//! syncer's one-writer-at-a-time advisory lock ([`SyncLock`]) and the payload of the
-//! `<prefix>.metagraph.updated` notification ([`MetagraphUpdated`]).
+//! Metagraph snapshots in Postgres (`migrations/postgres/0002_metagraph.sql`): one snapshot
+//! written in one transaction on the syncer's lock connection, the newest read back as the
+//! worker's [`Metagraph`], retention.
 //!
 //! "The newest snapshot" of a netuid is the one stored last (highest `id`), which is what the
 //! `latest_neurons` view shows; `(netuid, block)` is unique, so a block is stored once.
 
-use super::StoreError;
-use crate::metagraph::{Metagraph, Neuron};
+use crate::metagraph::{Metagraph, Neuron, NeuronRow};
+use crate::store::{PRUNE_BATCH, Retention, SnapshotInfo, StoreError, StoreOutcome};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Connection, Row};
-use std::time::Duration;
-
-mod lock;
-
-pub use lock::SyncLock;
-
-/// Advisory-lock class of the metagraph syncer (`"SN1M"`); the second key is the netuid.
-pub const SYNC_LOCK_CLASS: i32 = 0x534E_314D;
-
-/// Snapshots deleted per [`prune`] call at most, so one call stays short.
-pub const PRUNE_BATCH: i64 = 500;
-
-/// One neuron row of a snapshot, normalised as the bittensor SDK reports it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NeuronRecord {
-    /// Position in the subnet.
-    pub uid: u16,
-    /// Hotkey, SS58.
-    pub hotkey: String,
-    /// Coldkey, SS58.
-    pub coldkey: String,
-    /// Chain `Active`.
-    pub active: bool,
-    /// Axon IP as text; `0.0.0.0` when unset.
-    pub axon_ip: String,
-    /// Axon port; 0 when unset.
-    pub axon_port: u16,
-    /// Declared IP type (4 or 6).
-    pub axon_ip_type: u8,
-    /// Axon protocol tag.
-    pub axon_protocol: u8,
-    /// The miner's bittensor version.
-    pub axon_version: u32,
-    /// The SDK's `S` in τ.
-    pub stake_tao: f64,
-    /// Incentive `I` in 0..=1.
-    pub incentive: f64,
-    /// Consensus `C` in 0..=1.
-    pub consensus: f64,
-    /// Dividends `D` in 0..=1.
-    pub dividends: f64,
-    /// Validator trust `Tv` in 0..=1.
-    pub validator_trust: f64,
-    /// Emission `E` in τ.
-    pub emission_tao: f64,
-    /// Chain `ValidatorPermit`.
-    pub validator_permit: bool,
-    /// Block of the last weight update.
-    pub last_update: u64,
-}
-
-impl From<&NeuronRecord> for Neuron {
-    fn from(r: &NeuronRecord) -> Neuron {
-        Neuron {
-            uid: r.uid,
-            hotkey: r.hotkey.clone(),
-            coldkey: r.coldkey.clone(),
-            active: r.active,
-            axon_ip: r.axon_ip.clone(),
-            axon_port: r.axon_port,
-            axon_ip_type: r.axon_ip_type,
-            stake_tao: r.stake_tao,
-            incentive: r.incentive,
-            validator_permit: r.validator_permit,
-        }
-    }
-}
-
-/// One row of `metagraph_snapshots`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// Snapshot id (increasing).
-    pub id: i64,
-    /// Subnet.
-    pub netuid: u16,
-    /// Finalized block the neurons were read at.
-    pub block: u64,
-    /// Its hash, `0x`-hex.
-    pub block_hash: String,
-    /// When it was stored (database clock).
-    pub taken_at: DateTime<Utc>,
-}
-
-/// What [`store_snapshot`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreOutcome {
-    /// A new snapshot was written.
-    Stored(SnapshotInfo),
-    /// This block (same hash) was already stored; nothing was written.
-    AlreadyStored(SnapshotInfo),
-}
-
-impl StoreOutcome {
-    /// The snapshot, new or existing.
-    pub fn snapshot(&self) -> &SnapshotInfo {
-        match self {
-            StoreOutcome::Stored(s) | StoreOutcome::AlreadyStored(s) => s,
-        }
-    }
-}
-
-/// The JSON payload of `<prefix>.metagraph.updated`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetagraphUpdated {
-    /// Subnet.
-    pub netuid: u16,
-    /// Block of the new snapshot.
-    pub block: u64,
-    /// Its id in `metagraph_snapshots`.
-    pub snapshot_id: i64,
-}
-
-/// How long snapshots are kept. The newest snapshot of a netuid is never pruned.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Retention {
-    /// Delete snapshots stored longer ago than this.
-    pub max_age: Option<Duration>,
-    /// Keep at most this many snapshots per netuid.
-    pub keep_last: Option<u32>,
-}
 
 fn invalid(message: String) -> StoreError {
-    StoreError::Query(sqlx::Error::Encode(message.into()))
+    StoreError::Invalid(message)
 }
 
 fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
@@ -156,16 +33,16 @@ fn snapshot_info(row: SnapshotRow) -> Result<SnapshotInfo, StoreError> {
 }
 
 /// Writes `neurons` as the snapshot of `netuid` at `block` in one transaction on `conn` (the
-/// syncer passes its [`SyncLock`] connection, so only the lock holder writes).
+/// lock's connection, so only the lock holder writes).
 ///
 /// A block already stored with the same hash is left alone ([`StoreOutcome::AlreadyStored`]);
 /// one stored with a different hash (a restarted development chain) is replaced.
-pub async fn store_snapshot(
+pub(crate) async fn store_snapshot(
     conn: &mut PgConnection,
     netuid: u16,
     block: u64,
     block_hash: &str,
-    neurons: &[NeuronRecord],
+    neurons: &[NeuronRow],
 ) -> Result<StoreOutcome, StoreError> {
     let block_i64 = to_i64(block, "block")?;
     let mut tx = conn.begin().await?;
@@ -207,10 +84,10 @@ pub async fn store_snapshot(
 async fn insert_neurons(
     conn: &mut PgConnection,
     snapshot_id: i64,
-    neurons: &[NeuronRecord],
+    neurons: &[NeuronRow],
 ) -> Result<(), StoreError> {
-    let col = |f: fn(&NeuronRecord) -> i64| neurons.iter().map(f).collect::<Vec<i64>>();
-    let flt = |f: fn(&NeuronRecord) -> f64| neurons.iter().map(f).collect::<Vec<f64>>();
+    let col = |f: fn(&NeuronRow) -> i64| neurons.iter().map(f).collect::<Vec<i64>>();
+    let flt = |f: fn(&NeuronRow) -> f64| neurons.iter().map(f).collect::<Vec<f64>>();
     let last_update = neurons
         .iter()
         .map(|n| to_i64(n.last_update, "last_update"))
@@ -276,23 +153,8 @@ async fn insert_neurons(
     Ok(())
 }
 
-/// The newest snapshot of `netuid`, if any.
-pub async fn latest_snapshot(
-    pool: &PgPool,
-    netuid: u16,
-) -> Result<Option<SnapshotInfo>, StoreError> {
-    let row: Option<SnapshotRow> = sqlx::query_as(
-        "SELECT id, netuid, block, block_hash, taken_at FROM metagraph_snapshots \
-         WHERE netuid = $1 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(i32::from(netuid))
-    .fetch_optional(pool)
-    .await?;
-    row.map(snapshot_info).transpose()
-}
-
 /// The snapshots of `netuid`, newest first, at most `limit`.
-pub async fn list_snapshots(
+pub(crate) async fn list_snapshots(
     pool: &PgPool,
     netuid: u16,
     limit: i64,
@@ -308,19 +170,10 @@ pub async fn list_snapshots(
     rows.into_iter().map(snapshot_info).collect()
 }
 
-/// The neurons of snapshot `snapshot_id`, by uid.
-pub async fn snapshot_neurons(
-    pool: &PgPool,
-    snapshot_id: i64,
-) -> Result<Vec<NeuronRecord>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    read_neurons(&mut conn, snapshot_id).await
-}
-
 async fn read_neurons(
     conn: &mut PgConnection,
     snapshot_id: i64,
-) -> Result<Vec<NeuronRecord>, StoreError> {
+) -> Result<Vec<NeuronRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT uid, hotkey, coldkey, active, axon_ip, axon_port, axon_ip_type, axon_protocol, \
            axon_version, stake_tao, incentive, consensus, dividends, validator_trust, \
@@ -339,7 +192,7 @@ async fn read_neurons(
             let protocol: i16 = r.try_get("axon_protocol")?;
             let version: i64 = r.try_get("axon_version")?;
             let last_update: i64 = r.try_get("last_update")?;
-            Ok(NeuronRecord {
+            Ok(NeuronRow {
                 uid: u16::try_from(uid).map_err(|_| narrow(uid.into(), "uid"))?,
                 hotkey: r.try_get("hotkey")?,
                 coldkey: r.try_get("coldkey")?,
@@ -368,7 +221,7 @@ async fn read_neurons(
 
 /// The newest snapshot of `netuid` as the worker's [`Metagraph`], read consistently (one
 /// repeatable-read transaction, so pruning cannot remove it halfway).
-pub async fn latest_metagraph(
+pub(crate) async fn latest_metagraph(
     pool: &PgPool,
     netuid: u16,
 ) -> Result<Option<(SnapshotInfo, Metagraph)>, StoreError> {
@@ -397,21 +250,9 @@ pub async fn latest_metagraph(
     Ok(Some((info, metagraph)))
 }
 
-/// How long ago the newest snapshot of `netuid` was stored (database clock), if there is one.
-pub async fn snapshot_age(pool: &PgPool, netuid: u16) -> Result<Option<Duration>, StoreError> {
-    let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM now() - max(taken_at))::float8 FROM metagraph_snapshots \
-         WHERE netuid = $1",
-    )
-    .bind(i32::from(netuid))
-    .fetch_one(pool)
-    .await?;
-    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
-}
-
 /// Deletes (with their neurons) the snapshots of `netuid` that `retention` no longer keeps, at
 /// most [`PRUNE_BATCH`] per call, never the newest; returns how many were deleted.
-pub async fn prune(
+pub(crate) async fn prune(
     conn: &mut PgConnection,
     netuid: u16,
     retention: Retention,
@@ -439,78 +280,4 @@ pub async fn prune(
     .execute(conn)
     .await?;
     Ok(deleted.rows_affected())
-}
-
-/// What a worker holds to read the newest snapshot of its netuid.
-#[derive(Clone, Debug)]
-pub struct SnapshotReader {
-    pool: PgPool,
-    netuid: u16,
-}
-
-impl SnapshotReader {
-    /// Connects to `url` and checks that the schema is migrated (a clear error if not).
-    pub async fn connect(url: &str, netuid: u16) -> Result<SnapshotReader, StoreError> {
-        let pool = super::connect(url, 2).await?;
-        super::check_migrations(&pool).await?;
-        Ok(SnapshotReader { pool, netuid })
-    }
-
-    /// The netuid read.
-    pub fn netuid(&self) -> u16 {
-        self.netuid
-    }
-
-    /// The id of the newest snapshot, if any (a cheap check before loading).
-    pub async fn latest_id(&self) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT max(id) FROM metagraph_snapshots WHERE netuid = $1")
-                .bind(i32::from(self.netuid))
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    /// The newest snapshot as a [`Metagraph`].
-    pub async fn latest(&self) -> Result<Option<(SnapshotInfo, Metagraph)>, StoreError> {
-        latest_metagraph(&self.pool, self.netuid).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_map_to_worker_neurons_and_payload_is_small_json() {
-        let r = NeuronRecord {
-            uid: 7,
-            hotkey: "5Hk".into(),
-            coldkey: "5Ck".into(),
-            active: true,
-            axon_ip: "1.2.3.4".into(),
-            axon_port: 8091,
-            axon_ip_type: 4,
-            axon_protocol: 4,
-            axon_version: 9_011_001,
-            stake_tao: 5000.5,
-            incentive: 0.25,
-            consensus: 0.0,
-            dividends: 0.0,
-            validator_trust: 0.0,
-            emission_tao: 1.0,
-            validator_permit: true,
-            last_update: 99,
-        };
-        let n = Neuron::from(&r);
-        assert_eq!((n.uid, n.axon_port, n.stake_tao), (7, 8091, 5000.5));
-        assert!(n.is_serving() && n.is_validator(4096.0));
-        let json = serde_json::to_string(&MetagraphUpdated {
-            netuid: 1,
-            block: 6852690,
-            snapshot_id: 3,
-        })
-        .unwrap_or_default();
-        assert_eq!(json, r#"{"netuid":1,"block":6852690,"snapshot_id":3}"#);
-    }
 }

@@ -1,4 +1,4 @@
-//! NATS stream and subject names. Everything lives under one prefix (`NATS_PREFIX`, default
+//! The NATS bus's stream and subject names. Everything lives under one prefix (`NATS_PREFIX`, default
 //! `sn1`) so several deployments or test runs can share one NATS server without seeing each
 //! other.
 

@@ -1,20 +1,20 @@
-//! Writing audit records into Postgres, and the retention job.
+//! The audit log in Postgres: batch inserts and the retention job.
 //!
 //! A batch of records goes in with two `INSERT … SELECT FROM unnest(…)` statements (one for
 //! `completions`, one for `miner_responses`) in one transaction: a handful of round trips per
 //! batch whatever its size, which is what lets one writer keep up with thousands of records a
 //! second. `ON CONFLICT DO NOTHING` on the primary keys makes a redelivered record a no-op.
 
-use super::StoreError;
 use crate::audit::CompletionRecord;
+use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 /// Inserts `records` in one transaction; returns how many completions were new.
-pub async fn insert_batch(pool: &PgPool, records: &[&CompletionRecord]) -> Result<u64, StoreError> {
-    if records.is_empty() {
-        return Ok(0);
-    }
+pub(crate) async fn insert_batch(
+    pool: &PgPool,
+    records: &[&CompletionRecord],
+) -> Result<u64, StoreError> {
     let mut c = CompletionColumns::default();
     let mut m = MinerColumns::default();
     for r in records {
@@ -105,7 +105,7 @@ pub async fn insert_batch(pool: &PgPool, records: &[&CompletionRecord]) -> Resul
 
 /// Retention: drops prompts and texts (keeping their hashes) of requests older than `before`.
 /// Returns how many completions were pruned.
-pub async fn prune_content(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreError> {
+pub(crate) async fn prune_content(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await?;
     let pruned = sqlx::query(
         "UPDATE completions SET messages = NULL, completion = NULL

@@ -1,0 +1,178 @@
+//! NATS implementation of the bus: JetStream work-queue streams for jobs and audit records
+//! (persisted, bounded, one durable pull consumer each, shared by all workers or writers) and
+//! core NATS subjects for events, cancels and metagraph notices (low latency, no persistence:
+//! their readers are live processes). Everything used here exists in NATS Server 2.9.
+
+mod jetstream;
+mod subjects;
+
+pub use jetstream::{AuditQueueConfig, QueueConfig};
+pub(crate) use jetstream::{JetStreamMessage, ack};
+pub use subjects::Subjects;
+
+use super::headers::Headers;
+use super::streams::{CancelStream, EventStream, MetagraphUpdates};
+use super::{BusError, codec, unavailable};
+use crate::event::WorkerEvent;
+use crate::metagraph::MetagraphUpdated;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// How long a core publish that must arrive (a cancel, a metagraph notice) may take to flush.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to NATS with the names and bounds of one deployment. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    subjects: Subjects,
+    config: QueueConfig,
+}
+
+impl NatsBus {
+    /// Connects (retrying in the background when the server is down at start, so the process
+    /// comes up and reports not-ready).
+    pub async fn connect(
+        url: &str,
+        subjects: Subjects,
+        config: QueueConfig,
+    ) -> Result<NatsBus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("sn1-gateway/{}", subjects.prefix()))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        let mut js = async_nats::jetstream::new(client.clone());
+        js.set_timeout(config.publish_timeout);
+        Ok(NatsBus {
+            client,
+            js,
+            subjects,
+            config,
+        })
+    }
+
+    /// The names in use.
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    /// Whether the connection to the server is up.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Subscribes to one job's events. Call before publishing the job.
+    pub(super) async fn subscribe_events(&self, request_id: &str) -> Result<EventStream, BusError> {
+        let sub = self.subscribe(self.subjects.events(request_id)).await?;
+        Ok(EventStream(decoded(sub, "worker event").boxed()))
+    }
+
+    /// Publishes one event of a job.
+    pub(super) async fn publish_event(
+        &self,
+        request_id: &str,
+        event: &WorkerEvent,
+    ) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(event).map_err(codec)?;
+        self.client
+            .publish(self.subjects.events(request_id), payload.into())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Asks the worker of a job to stop (the client went away).
+    pub(super) async fn publish_cancel(&self, request_id: &str) -> Result<(), BusError> {
+        self.publish_flushed(self.subjects.cancel(request_id), Vec::new())
+            .await
+    }
+
+    /// Every cancel of this deployment, as request ids.
+    pub(super) async fn subscribe_cancels(&self) -> Result<CancelStream, BusError> {
+        let sub = self.subscribe(self.subjects.cancel_all()).await?;
+        let prefix_len = self.subjects.cancel("").len();
+        let ids = sub.filter_map(move |msg| {
+            let id = msg.subject.as_str().get(prefix_len..).map(str::to_string);
+            async move { id }
+        });
+        Ok(CancelStream(ids.boxed()))
+    }
+
+    /// Tells every worker that a new metagraph snapshot is stored.
+    pub(super) async fn publish_metagraph_updated(
+        &self,
+        update: &MetagraphUpdated,
+    ) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(update).map_err(codec)?;
+        self.publish_flushed(self.subjects.metagraph_updated(), payload)
+            .await
+    }
+
+    /// Metagraph notifications of this deployment.
+    pub(super) async fn subscribe_metagraph_updates(&self) -> Result<MetagraphUpdates, BusError> {
+        let sub = self.subscribe(self.subjects.metagraph_updated()).await?;
+        Ok(MetagraphUpdates(decoded(sub, "metagraph notice").boxed()))
+    }
+
+    async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
+        self.client.subscribe(subject).await.map_err(unavailable)
+    }
+
+    /// Publishes and flushes, bounded by [`FLUSH_TIMEOUT`].
+    async fn publish_flushed(&self, subject: String, payload: Vec<u8>) -> Result<(), BusError> {
+        let send = async {
+            self.client
+                .publish(subject, payload.into())
+                .await
+                .map_err(unavailable)?;
+            self.client.flush().await.map_err(unavailable)
+        };
+        tokio::time::timeout(FLUSH_TIMEOUT, send)
+            .await
+            .map_err(|_| {
+                BusError::Unavailable(format!("NATS did not flush within {FLUSH_TIMEOUT:?}"))
+            })?
+    }
+}
+
+/// The messages of `sub` decoded as `T`; undecodable ones are skipped with a warning (a newer
+/// peer may send a message this process does not know).
+fn decoded<T: DeserializeOwned + Send + 'static>(
+    sub: async_nats::Subscriber,
+    what: &'static str,
+) -> impl futures::Stream<Item = T> + Send {
+    sub.filter_map(move |msg| {
+        let item = match serde_json::from_slice(&msg.payload) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping an undecodable {what}");
+                None
+            }
+        };
+        async move { item }
+    })
+}
+
+/// Our headers as NATS headers.
+fn to_nats(headers: &Headers) -> async_nats::HeaderMap {
+    let mut map = async_nats::HeaderMap::new();
+    for (k, v) in headers.iter() {
+        map.insert(k, v);
+    }
+    map
+}
+
+/// NATS headers as ours.
+fn from_nats(headers: Option<&async_nats::HeaderMap>) -> Headers {
+    headers
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, values)| Some((k.to_string(), values.first()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

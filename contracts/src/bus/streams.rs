@@ -1,0 +1,88 @@
+//! What the bus delivers, as streams the same for both implementations: each wraps a boxed
+//! stream built by [`super::NatsBus`] or [`super::MemoryBus`].
+
+use super::BusError;
+use super::delivery::{AuditDelivery, JobDelivery};
+use crate::event::WorkerEvent;
+use crate::metagraph::MetagraphUpdated;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use std::time::Duration;
+
+/// One job's events as they arrive.
+pub struct EventStream(pub(crate) BoxStream<'static, WorkerEvent>);
+
+impl EventStream {
+    /// The next event; `None` when the subscription ended.
+    pub async fn next(&mut self) -> Option<WorkerEvent> {
+        self.0.next().await
+    }
+}
+
+/// Cancelled request ids as they arrive.
+pub struct CancelStream(pub(crate) BoxStream<'static, String>);
+
+impl CancelStream {
+    /// The next cancelled request id; `None` when the bus is gone.
+    pub async fn next(&mut self) -> Option<String> {
+        self.0.next().await
+    }
+}
+
+/// Metagraph notifications as they arrive.
+pub struct MetagraphUpdates(pub(crate) BoxStream<'static, MetagraphUpdated>);
+
+impl MetagraphUpdates {
+    /// The next notification; `None` when the subscription ended.
+    pub async fn next(&mut self) -> Option<MetagraphUpdated> {
+        self.0.next().await
+    }
+
+    /// A stream that never yields (where nothing can be subscribed to).
+    pub fn none() -> Self {
+        MetagraphUpdates(futures::stream::pending().boxed())
+    }
+}
+
+/// Jobs as the queue delivers them.
+pub struct JobStream(pub(crate) BoxStream<'static, Result<JobDelivery, BusError>>);
+
+impl JobStream {
+    /// The next job; an error for a broken pull or a message that is not a job (dropped).
+    pub async fn next(&mut self) -> Option<Result<JobDelivery, BusError>> {
+        self.0.next().await
+    }
+}
+
+/// Audit records as the writer takes them, in batches.
+pub struct AuditBatches {
+    pub(crate) records: BoxStream<'static, Result<AuditDelivery, BusError>>,
+    pub(crate) batch: usize,
+}
+
+impl AuditBatches {
+    /// Waits for at least one record, then takes whatever else arrives within `linger`, up to
+    /// the batch size. `None` when the queue ended.
+    pub async fn next_batch(
+        &mut self,
+        linger: Duration,
+    ) -> Option<Result<Vec<AuditDelivery>, BusError>> {
+        let first = match self.records.next().await? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut out = vec![first];
+        let until = tokio::time::Instant::now() + linger;
+        while out.len() < self.batch {
+            match tokio::time::timeout_at(until, self.records.next()).await {
+                Ok(Some(Ok(d))) => out.push(d),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "audit queue hiccup");
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(Ok(out))
+    }
+}
