@@ -69,7 +69,7 @@ impl AppState {
     /// State for `bus`, `auth` and `config`.
     pub fn new(bus: Bus, auth: Auth, config: ApiConfig) -> Self {
         // Install the metrics recorder before the first request records anything.
-        let _ = sn1_contracts::telemetry::metrics_handle();
+        let _ = sn1_telemetry::metrics_handle();
         AppState {
             bus,
             auth,

@@ -8,10 +8,7 @@
 //! * [`bus`] — seam one: every message between roles (NATS JetStream | in-process).
 //! * [`store`] — seam two: the system of record (Postgres | SQLite).
 //! * [`duration`] — the one duration syntax of configuration.
-//! * [`ops`] — `/livez`, `/readyz`, `/metrics` for every role.
 //! * [`retry`] — the one backoff.
-//! * [`trace`] — W3C trace context carried in message headers.
-//! * [`telemetry`] — logging set-up shared by every binary.
 
 pub mod audit;
 pub mod bus;
@@ -19,8 +16,5 @@ pub mod duration;
 pub mod event;
 pub mod job;
 pub mod metagraph;
-pub mod ops;
 pub mod retry;
 pub mod store;
-pub mod telemetry;
-pub mod trace;

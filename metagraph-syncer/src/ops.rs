@@ -1,11 +1,11 @@
-//! The syncer's readiness for the shared operations endpoints ([`sn1_contracts::ops`]): ready
+//! The syncer's readiness for the shared operations endpoints ([`sn1_telemetry::ops`]): ready
 //! while the newest snapshot of the netuid is younger than `stale_after` (on every replica,
 //! leader or standby); `sn1_metagraph_snapshot_age_seconds` is read from the store at scrape.
 
 use crate::status::SyncStatus;
 use serde_json::json;
-use sn1_contracts::ops::Probe;
 use sn1_contracts::store::Store;
+use sn1_telemetry::ops::Probe;
 use std::sync::Arc;
 use std::time::Duration;
 

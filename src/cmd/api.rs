@@ -3,6 +3,7 @@
 use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use secrecy::SecretString;
 use sn1_api::auth::Auth;
+use sn1_api::request::RequestLimits;
 use sn1_api::{ApiConfig, AppState};
 use sn1_contracts::bus::{Bus, NatsBus};
 use std::process::ExitCode;
@@ -60,13 +61,13 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
     /// Requests relayed at once by this process; more get 503 with Retry-After.
-    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = ApiConfig::default().max_in_flight)]
     pub max_in_flight: usize,
     /// Request bodies above this many bytes get 413.
-    #[arg(long = "max-body-bytes", env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    #[arg(long = "max-body-bytes", env = "MAX_BODY_BYTES", default_value_t = ApiConfig::default().max_body_bytes)]
     pub max_body_bytes: usize,
     /// Largest `k` a request may ask for.
-    #[arg(long = "max-k", env = "MAX_K", default_value_t = 256)]
+    #[arg(long = "max-k", env = "MAX_K", default_value_t = RequestLimits::default().max_k)]
     pub max_k: u16,
     /// Largest `timeout` (seconds) a request may ask for.
     #[arg(long = "max-timeout", env = "MAX_TIMEOUT", default_value_t = 120.0)]
@@ -98,7 +99,7 @@ impl ApiArgs {
 /// Runs the api until SIGTERM / Ctrl-C.
 pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
-    let telemetry = sn1_contracts::telemetry::init("sn1-api", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-api", args.log.log_format);
     let auth = args.auth.auth().unwrap_or(Auth::Open);
     if matches!(auth, Auth::Open) {
         tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");

@@ -4,7 +4,7 @@
 use anyhow::bail;
 use sn1_contracts::bus::Subjects;
 pub use sn1_contracts::duration::parse_duration;
-use sn1_contracts::telemetry::LogFormat;
+use sn1_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// Where the job queue lives.
@@ -24,7 +24,7 @@ pub struct NatsArgs {
     #[arg(
         long = "queue-max-jobs",
         env = "QUEUE_MAX_JOBS",
-        default_value_t = 10_000
+        default_value_t = sn1_contracts::bus::QueueConfig::default().max_jobs
     )]
     pub queue_max_jobs: i64,
 }

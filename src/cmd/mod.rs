@@ -2,6 +2,7 @@
 //! the code that builds the role and runs it until SIGTERM / Ctrl-C.
 
 pub mod api;
+pub mod audit_args;
 pub mod common;
 pub mod migrate;
 pub mod miner_args;

@@ -5,6 +5,7 @@
 //! answers with no wallet and no network.
 
 use super::api::AuthArgs;
+use super::audit_args::AuditArgs;
 use super::common::{self, LogArgs, parse_duration};
 use super::miner_args::MinerArgs;
 use crate::wallet_args::WalletArgs;
@@ -12,14 +13,13 @@ use secrecy::SecretString;
 use sn1_api::auth::Auth;
 use sn1_api::{ApiConfig, AppState};
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
-use sn1_contracts::audit::ContentPolicy;
 use sn1_contracts::bus::{Bus, MemoryBus};
 use sn1_contracts::store::{Retention, Store};
 use sn1_metagraph_syncer::{Syncer, SyncerConfig};
 use sn1_simnet::chain::{FakeChain, Head};
 use sn1_simnet::fleet::{Fleet, FleetConfig};
 use sn1_worker::Worker;
-use sn1_worker::audit::{AuditSettings, WriterConfig, run_writer};
+use sn1_worker::audit::run_writer;
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use std::path::PathBuf;
@@ -72,16 +72,10 @@ pub struct StandaloneArgs {
     pub wallet: WalletArgs,
     #[command(flatten)]
     pub miners: MinerArgs,
-    /// What the audit log keeps of prompts and texts: `full`, `hash` or `none`.
-    #[arg(
-        long = "audit-content",
-        env = "AUDIT_CONTENT",
-        value_enum,
-        default_value = "full"
-    )]
-    pub audit_content: ContentPolicy,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     /// Requests relayed at once; more get 503.
-    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = ApiConfig::default().max_in_flight)]
     pub max_in_flight: usize,
     #[command(flatten)]
     pub log: LogArgs,
@@ -119,7 +113,7 @@ impl StandaloneArgs {
 /// Runs everything until SIGTERM / Ctrl-C.
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
-    let telemetry = sn1_contracts::telemetry::init("sn1-standalone", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-standalone", args.log.log_format);
     let shutdown = common::shutdown_token();
 
     // The subnet: simulated in-process, or a metagraph file.
@@ -174,10 +168,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let writer = tokio::spawn(run_writer(
         bus.clone(),
         store.clone(),
-        WriterConfig {
-            batch: 500,
-            ..WriterConfig::default()
-        },
+        args.audit.writer_config(),
         writer_stop.clone(),
     ));
 
@@ -235,11 +226,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             Duration::from_secs(10),
         ),
     };
-    let settings = AuditSettings {
-        content: args.audit_content,
-        ..AuditSettings::default()
-    };
-    let worker = Worker::new(bus.clone(), runner).with_audit(settings);
+    let worker = Worker::new(bus.clone(), runner).with_audit(args.audit.settings(args.netuid));
     let worker = tokio::spawn(worker.run(shutdown.clone()));
 
     let (auth, made_up_key) = match args.auth.auth() {

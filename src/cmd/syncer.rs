@@ -90,7 +90,7 @@ impl SyncerArgs {
 /// Runs the syncer until SIGTERM / Ctrl-C (or one sync with `--once`).
 pub async fn run(args: SyncerArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
-    let telemetry = sn1_contracts::telemetry::init("sn1-metagraph-syncer", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-metagraph-syncer", args.log.log_format);
     let chain_url = resolve_network(&args.network).map_err(anyhow::Error::msg)?;
     let database_url = args.database_url.clone().unwrap_or_default();
     let mut config = SyncerConfig::new(chain_url.clone(), args.netuid);
@@ -152,7 +152,7 @@ pub async fn run(args: SyncerArgs) -> anyhow::Result<ExitCode> {
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = sn1_contracts::ops::serve(listener, probe, stop).await {
+            if let Err(e) = sn1_telemetry::ops::serve(listener, probe, stop).await {
                 tracing::warn!(error = %e, "ops server stopped");
             }
         });

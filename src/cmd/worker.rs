@@ -1,14 +1,14 @@
 //! `sn1-gateway worker`: pulls jobs, fans out to miners, streams answers back.
 
+use super::audit_args::AuditArgs;
 use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use super::miner_args::MinerArgs;
 use crate::wallet_args::WalletArgs;
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
-use sn1_contracts::audit::ContentPolicy;
 use sn1_contracts::bus::{AuditQueueConfig, Bus, NatsBus};
 use sn1_contracts::store::Store;
 use sn1_worker::Worker;
-use sn1_worker::audit::{AuditSettings, WriterConfig, run_writer};
+use sn1_worker::audit::run_writer;
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use sn1_worker::ops::WorkerProbe;
@@ -33,27 +33,16 @@ pub struct WorkerArgs {
     /// audit stream) and this worker also runs an audit writer into Postgres.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// What the audit log keeps of prompts and texts: `full`, `hash` (SHA-256 only) or `none`.
-    #[arg(
-        long = "audit-content",
-        env = "AUDIT_CONTENT",
-        value_enum,
-        default_value = "full"
-    )]
-    pub audit_content: ContentPolicy,
-    /// Prompts and texts older than this are pruned to their hashes (e.g. 30d; unset: kept).
-    #[arg(long = "audit-retention", env = "AUDIT_RETENTION", value_parser = parse_duration)]
-    pub audit_retention: Option<Duration>,
-    /// Bytes of each miner's text the audit log keeps.
-    #[arg(long = "audit-max-text-bytes", env = "AUDIT_MAX_TEXT_BYTES", default_value_t = 16 * 1024)]
-    pub audit_max_text_bytes: usize,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     /// Bytes the JetStream audit stream buffers at most while Postgres is behind (reserved on
     /// the NATS server when the stream is created; records beyond are refused and counted).
-    #[arg(long = "audit-stream-max-bytes", env = "AUDIT_STREAM_MAX_BYTES", default_value_t = 1 << 30)]
+    #[arg(
+        long = "audit-stream-max-bytes",
+        env = "AUDIT_STREAM_MAX_BYTES",
+        default_value_t = AuditQueueConfig::default().max_bytes
+    )]
     pub audit_stream_max_bytes: i64,
-    /// Records per audit insert at most.
-    #[arg(long = "audit-batch", env = "AUDIT_BATCH", default_value_t = 1000)]
-    pub audit_batch: usize,
     #[command(flatten)]
     pub miners: MinerArgs,
     /// This worker's public IP as sent in the synapse headers (never looked up online).
@@ -94,7 +83,7 @@ impl WorkerArgs {
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
     let hotkey = args.wallet.load()?;
-    let telemetry = sn1_contracts::telemetry::init("sn1-worker", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-worker", args.log.log_format);
     if args.database_url.is_none() {
         tracing::warn!("DATABASE_URL not set: audit log off");
     }
@@ -152,7 +141,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = sn1_contracts::ops::serve(listener, probe, stop).await {
+            if let Err(e) = sn1_telemetry::ops::serve(listener, probe, stop).await {
                 tracing::warn!(error = %e, "ops server stopped");
             }
         });
@@ -167,18 +156,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     if let Some(store) = store {
         store.check_migrations().await?;
         bus.ensure_audit_queue().await?;
-        let settings = AuditSettings {
-            content: args.audit_content,
-            max_text_bytes: args.audit_max_text_bytes,
-            netuid: args.netuid,
-        };
-        worker = worker.with_audit(settings);
-        let config = WriterConfig {
-            batch: args.audit_batch.max(1),
-            retention: args.audit_retention,
-            ..WriterConfig::default()
-        };
-        let stop = shutdown.clone();
+        worker = worker.with_audit(args.audit.settings(args.netuid));
+        let (config, stop) = (args.audit.writer_config(), shutdown.clone());
         writer = Some(tokio::spawn(run_writer(bus.clone(), store, config, stop)));
     }
     worker.run(shutdown).await?;

@@ -179,7 +179,7 @@ impl Worker {
             k = job.params.k,
             delivered = delivery.delivered
         );
-        sn1_contracts::trace::attach_parent(&span, &delivery.headers);
+        sn1_telemetry::trace::attach_parent(&span, &delivery.headers);
         async {
             {
                 let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,10 +1,10 @@
-//! The worker's readiness for the shared operations endpoints ([`sn1_contracts::ops`]):
+//! The worker's readiness for the shared operations endpoints ([`sn1_telemetry::ops`]):
 //! ready while the bus is connected and a non-empty metagraph is loaded.
 
 use crate::directory::Directory;
 use serde_json::json;
 use sn1_contracts::bus::Bus;
-use sn1_contracts::ops::Probe;
+use sn1_telemetry::ops::Probe;
 
 /// What `/readyz` of a worker checks.
 #[derive(Clone)]

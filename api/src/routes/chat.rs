@@ -88,7 +88,7 @@ async fn handle(
         .await
         .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
     let mut headers = sn1_contracts::bus::Headers::new();
-    sn1_contracts::trace::inject(&span, &mut headers);
+    sn1_telemetry::trace::inject(&span, &mut headers);
     drop(_entered);
     state
         .bus

@@ -1,5 +1,5 @@
 //! Operations endpoints on the api port, documented in the OpenAPI spec: `GET /livez` and
-//! `GET /metrics` are the shared ones ([`sn1_contracts::ops`]); `GET /readyz` checks the bus.
+//! `GET /metrics` are the shared ones ([`sn1_telemetry::ops`]); `GET /readyz` checks the bus.
 
 use crate::AppState;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use serde_json::json;
 /// The process is up.
 #[utoipa::path(get, path = "/livez", responses((status = 200, description = "alive")))]
 pub async fn livez() -> impl IntoResponse {
-    sn1_contracts::ops::livez().await
+    sn1_telemetry::ops::livez().await
 }
 
 /// Ready to take requests: the job queue is reachable.
@@ -32,5 +32,5 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
-    sn1_contracts::ops::metrics_text()
+    sn1_telemetry::ops::metrics_text()
 }

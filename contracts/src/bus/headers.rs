@@ -39,6 +39,24 @@ impl Headers {
     }
 }
 
+/// Trace context is written into headers (see `sn1_telemetry::trace`).
+impl opentelemetry::propagation::Injector for Headers {
+    fn set(&mut self, key: &str, value: String) {
+        self.insert(key, value);
+    }
+}
+
+/// Trace context is read from headers (see `sn1_telemetry::trace`).
+impl opentelemetry::propagation::Extractor for Headers {
+    fn get(&self, key: &str) -> Option<&str> {
+        Headers::get(self, key)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut headers = Headers::new();

@@ -1,8 +1,13 @@
-//! Logging and tracing set-up shared by every binary: a `RUST_LOG` filter (default `info`),
-//! human-readable or JSON lines (`LOG_FORMAT=json` in production), and an OpenTelemetry layer
-//! so spans carry W3C trace ids that travel in NATS headers (see [`crate::trace`]).
+//! Telemetry shared by every role: logging and tracing set-up ([`init`]: a `RUST_LOG` filter,
+//! default `info`; human-readable or JSON lines, `LOG_FORMAT=json` in production; an
+//! OpenTelemetry layer so spans carry W3C trace ids), the trace context that travels in message
+//! headers ([`trace`]), the Prometheus recorder ([`metrics_handle`]) and the `/livez` `/readyz`
+//! `/metrics` endpoints ([`ops`]).
 //!
 //! No prompt, key or secret is ever logged: fields are request ids, uids, timings and outcomes.
+
+pub mod ops;
+pub mod trace;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;

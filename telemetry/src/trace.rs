@@ -1,53 +1,33 @@
-//! W3C trace context (`traceparent`, `tracestate`) carried in the bus's message [`Headers`], so
-//! one trace shows api → queue → worker → each miner call.
+//! W3C trace context (`traceparent`, `tracestate`) carried in message headers (any carrier
+//! that implements OpenTelemetry's `Injector` / `Extractor`, such as the bus's headers), so one
+//! trace shows api → queue → worker → each miner call.
 //!
 //! [`inject`] writes the current span's context into headers; [`extract`] reads it back and
 //! [`attach_parent`] makes it the parent of a span on the receiving side.
 
-use crate::bus::Headers;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-struct HeaderInjector<'a>(&'a mut Headers);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key, value);
-    }
-}
-
-struct HeaderExtractor<'a>(&'a Headers);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _)| k).collect()
-    }
-}
-
 /// Writes the context of `span` into `headers`.
-pub fn inject(span: &tracing::Span, headers: &mut Headers) {
+pub fn inject(span: &tracing::Span, headers: &mut dyn Injector) {
     let cx = span.context();
-    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    TraceContextPropagator::new().inject_context(&cx, headers);
 }
 
 /// Reads a trace context from `headers` (an empty context when there is none).
-pub fn extract(headers: &Headers) -> opentelemetry::Context {
-    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+pub fn extract(headers: &dyn Extractor) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(headers)
 }
 
 /// Makes the context found in `headers` the parent of `span`.
-pub fn attach_parent(span: &tracing::Span, headers: &Headers) {
+pub fn attach_parent(span: &tracing::Span, headers: &dyn Extractor) {
     // Fails only when the span is disabled (no subscriber): nothing to link then.
     let _ = span.set_parent(extract(headers));
 }
 
 /// The `traceparent` value in `headers`, if any (for tests and logs).
-pub fn traceparent(headers: &Headers) -> Option<String> {
+pub fn traceparent(headers: &dyn Extractor) -> Option<String> {
     headers.get("traceparent").map(str::to_string)
 }
 
@@ -55,6 +35,7 @@ pub fn traceparent(headers: &Headers) -> Option<String> {
 mod tests {
     use super::*;
     use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use std::collections::HashMap;
     use tracing_subscriber::layer::SubscriberExt;
 
     #[test]
@@ -64,7 +45,7 @@ mod tests {
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
             let api_span = tracing::info_span!("request");
-            let mut headers = Headers::new();
+            let mut headers: HashMap<String, String> = HashMap::new();
             inject(&api_span, &mut headers);
             let value = traceparent(&headers).expect("a traceparent header");
             let parts: Vec<&str> = value.split('-').collect();
@@ -80,7 +61,7 @@ mod tests {
             assert_eq!(received, sent);
             // No headers: a new trace.
             let lonely = tracing::info_span!("job");
-            attach_parent(&lonely, &Headers::new());
+            attach_parent(&lonely, &HashMap::<String, String>::new());
             assert_ne!(lonely.context().span().span_context().trace_id(), sent);
         });
     }

@@ -31,7 +31,7 @@ pub async fn livez() -> impl IntoResponse {
 pub fn metrics_text() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::metrics_handle().render(),
+        crate::metrics_handle().render(),
     )
 }
 
@@ -51,7 +51,7 @@ pub async fn serve<P: Probe>(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     // Installs the recorder before the role records anything.
-    let _ = crate::telemetry::metrics_handle();
+    let _ = crate::metrics_handle();
     axum::serve(listener, router(probe))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
