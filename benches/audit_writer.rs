@@ -5,6 +5,12 @@
 //! Run: `cargo bench --bench audit_writer` (`-- --records N` to change the count, default
 //! 50,000). Under `cargo test` it drains 300 records as a smoke test.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use chrono::Utc;
 use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord};
 use sn1_contracts::bus::{AuditQueueConfig, Bus, NatsBus, QueueConfig, Subjects};

@@ -7,6 +7,12 @@
 //! gateway_overhead` (add `-- --quick` for a short run). Under `cargo test` it runs one tiny
 //! round as a smoke test.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use futures::StreamExt;
 use serde_json::json;
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol, MinerTarget, Prompt};

@@ -1,6 +1,12 @@
 //! The audit log's durable path, end to end with real processes: worker → JetStream → audit
 //! writer → Postgres, and nothing lost while the writer is cut off from Postgres.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

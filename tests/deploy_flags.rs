@@ -13,6 +13,12 @@
 //!   `environment:`; a `name: *alias` service repeats an anchored one.
 //! * Dockerfile: `ENTRYPOINT` and `CMD`; healthcheck.sh: its `role) ... opt --flag ENV` arms.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,6 +3,12 @@
 //! `sn1-gateway standalone` (in-process queue, SQLite) — one suite, two backends, so the seams
 //! cannot drift apart. Simulated miners speak the real axon protocol over real sockets.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,12 @@
 //! ready-to-paste curl, syncs the metagraph from its in-process fake chain into SQLite, answers
 //! the curl from in-process simulated miners, and keeps the audit log in SQLite too.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,12 @@
 //! (one writer, no duplicate block, the standby takes over) and the chain going away (the last
 //! snapshot stays). Real NATS on 127.0.0.1:4222 and Postgres on 127.0.0.1:5432.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

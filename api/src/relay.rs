@@ -60,7 +60,10 @@ pub struct Relay {
 
 impl Relay {
     /// A relay for a job whose first event (`Accepted`, from `worker`) has arrived.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; each value is a distinct part of the relay"
+    )]
     pub fn new(
         events: EventStream,
         bus: Bus,

@@ -32,7 +32,7 @@ impl Default for RequestLimits {
 /// The request body of `POST /chat` and `POST /echo` (documentation schema; parsing is by
 /// hand so errors can name the field).
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
 pub struct ChatRequest {
     /// Number of miners to query (1 ..= configured max, default 10).
     #[schema(default = 10, minimum = 1)]

@@ -1,6 +1,12 @@
 //! `AxonVerifier` against the captured requests, and the real axon's rejections
 //! (docs/protocol.md §7).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod capture_parse;
 
 use std::path::Path;

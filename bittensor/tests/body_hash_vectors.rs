@@ -1,5 +1,11 @@
 //! The 16 body-hash vectors recorded from bittensor 10.5.0 (tests/data/fixtures).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use serde_json::Value;
 use sn1_bittensor::pystr::python_str_list;
 use sn1_bittensor::synapse::{INPUT_OBJ_LIST, INPUT_OBJ_STR, body_hash, sha3_256_hex};

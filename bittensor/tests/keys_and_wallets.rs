@@ -1,5 +1,11 @@
 //! Keys and keyfiles against the public test wallets (tests/data/wallets, TEST_VECTORS.json).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

@@ -2,6 +2,12 @@
 //! netuid 23), read from `../shared/protocol/fixtures/` beside the repository (third-party data,
 //! not copied here; see SOURCES.md there). Without that directory each test says so and passes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

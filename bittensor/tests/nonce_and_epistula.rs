@@ -1,5 +1,11 @@
 //! NonceClock under concurrency, and Epistula signing/verification.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod capture_parse;
 
 use std::collections::HashSet;

@@ -1,6 +1,12 @@
 //! Replays the responses a real bittensor 10.5.0 axon sent (tests/data/captures) byte for byte
 //! from a raw TCP server, and checks how `Dendrite` classifies them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use std::time::Duration;
 
 use sn1_bittensor::dendrite::{

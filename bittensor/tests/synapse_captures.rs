@@ -1,5 +1,11 @@
 //! Our `build_request` against the exact requests a real bittensor 10.5.0 dendrite sent.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod capture_parse;
 
 use capture_parse::{MINER, STREAM_CAPTURES, VALIDATOR, load_capture, str_list, validator_hotkey};

@@ -2,6 +2,12 @@
 //! content, and every query of the README's "Querying completions" section returns the right
 //! rows on seeded data (the queries are read from the README, so it cannot drift).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use chrono::{Duration, Utc};
 use sn1_contracts::audit::{CompletionRecord, ContentPolicy, Kept, MinerResponseRecord};
 use sn1_contracts::store::{self, Store};

@@ -1,5 +1,11 @@
 //! The schema check every role runs at start, against the real Postgres.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use sn1_contracts::store::{self, Store, StoreError};
 
 #[tokio::test]

@@ -3,6 +3,12 @@
 //! keep the last snapshot, malformed answers that are errors, retention, and the clear error of
 //! an unmigrated database.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

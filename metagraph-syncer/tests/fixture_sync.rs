@@ -5,6 +5,12 @@
 //! without it each test says SKIPPED and passes. Also the selection rules on the decoded rows,
 //! and the time one sync of the 1024-neuron snapshot takes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,12 @@
 //! `<prefix>.metagraph.updated`: a worker started before any snapshot is empty, picks the first
 //! one up on the notification (its periodic check is set far away), and every later one too.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,12 @@
 //! to a simulated miner holding the real miner hotkey: accepted as they are, refused with the
 //! real axon's status and message when one byte is changed, replayed or stale.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Our `Dendrite` against a simulated miner over real sockets: every protocol, every
 //! misbehaviour and its `OutcomeKind`, and a dropped reply closing the miner's stream.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,7 +2,10 @@
 //! says, against the real NATS JetStream on 127.0.0.1:4222, each test under its own
 //! `NATS_PREFIX` so tests never see each other's jobs.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of these helpers"
+)]
 
 use futures::StreamExt;
 use serde_json::Value;

@@ -1,6 +1,12 @@
 //! A job pulled after the api stopped waiting for it (a redelivery, or a backlog) is skipped:
 //! no miner is asked and no event is sent. A fresh job runs; echo needs no miner.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
 use chrono::{Duration, Utc};
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol};
 use sn1_bittensor::keys::Hotkey;

@@ -1,7 +1,10 @@
 //! A tiny HTTP/1.1 request parser for the captured requests, plus helpers shared by the
 //! capture-based tests.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of these helpers"
+)]
 
 use std::path::Path;
 

@@ -2,7 +2,10 @@
 //! server on 127.0.0.1:5432, as `scripts/services.sh` sets up), the recorded fixtures beside the
 //! repository, fast syncer settings, and a metagraph of our own to encode.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of these helpers"
+)]
 
 use sn1_contracts::metagraph::{Metagraph, Neuron};
 use sn1_contracts::store::Store;

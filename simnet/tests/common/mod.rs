@@ -1,7 +1,10 @@
 //! Helpers shared by the simulated-miner tests: the test wallets and a raw HTTP/1.1 client that
 //! sends exact bytes and parses the reply (head, chunked or sized body).
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of these helpers"
+)]
 
 use std::path::PathBuf;
 use std::time::Duration;
