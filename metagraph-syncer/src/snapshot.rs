@@ -1,6 +1,6 @@
 //! One metagraph read from the chain: the two runtime-API calls at the finalized head
-//! (docs/protocol.md §10), decoded with `sn1_bittensor::metagraph` into the SDK's rows, checked,
-//! and turned into the store's [`NeuronRecord`]s.
+//! (docs/protocol.md §10), decoded with `sn1_bittensor::metagraph` into the SDK's rows and checked;
+//! the store keeps those rows as they are.
 
 use crate::rpc::{ChainClient, RpcError};
 use sn1_bittensor::metagraph::{
