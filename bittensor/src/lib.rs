@@ -4,9 +4,11 @@
 //! * [`pystr`], [`synapse`], [`nonce`] — signed `StreamPromptingSynapse` requests (PROTOCOL.md §1).
 //! * [`verify`] — the axon side: how a real 10.x axon checks a request (§1.5).
 //! * [`epistula`] — signed Epistula requests and their miner-side check (§5.2).
-//! * [`reply`], [`sse`], [`dendrite`] — sending requests to miners and reading streamed replies.
+//! * [`reply`], [`sse`], [`dendrite`], [`deadline`] — sending requests to miners and reading
+//!   streamed replies, within one deadline.
 //! * [`metagraph`] — Subtensor's neuron and subnet-state runtime-API answers (§4).
 
+pub mod deadline;
 pub mod dendrite;
 pub mod epistula;
 pub mod keyfile;

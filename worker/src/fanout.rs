@@ -10,7 +10,7 @@
 //! relays them to wherever the answer goes (NATS, in-process).
 
 use crate::cleaning::{self, PrefixVerdict};
-use sn1_bittensor::dendrite::{Dendrite, MinerProtocol, MinerTarget, Prompt};
+use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerProtocol, MinerTarget, Prompt};
 use sn1_bittensor::reply::{Outcome, OutcomeKind, ReplyLimits};
 use sn1_contracts::job::Strategy;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ pub struct FanoutRequest {
     pub prompt: Prompt,
     /// How to talk to them.
     pub protocol: MinerProtocol,
-    /// Per-miner limits (first byte, total time, bytes).
+    /// Per-miner limits (first byte, bytes).
     pub limits: ReplyLimits,
     /// How the answer is chosen.
     pub strategy: Strategy,
@@ -119,7 +119,13 @@ pub async fn run(
     let mut handles = Vec::with_capacity(request.targets.len());
     let mut states: Vec<MinerState> = Vec::with_capacity(request.targets.len());
     for (i, target) in request.targets.iter().enumerate() {
-        let mut reply = dendrite.query(target, &request.prompt, &request.protocol, request.limits);
+        let mut reply = dendrite.query(
+            target,
+            &request.prompt,
+            &request.protocol,
+            request.limits,
+            Deadline::at(deadline),
+        );
         let tx = tx.clone();
         handles.push(tasks.spawn(async move {
             tracing::trace!(

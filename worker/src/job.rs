@@ -174,13 +174,11 @@ impl JobRunner {
             prompt: Prompt {
                 roles: job.params.roles.clone(),
                 messages: job.params.messages.clone(),
-                timeout: remaining,
                 seed: None,
             },
             protocol: self.config.protocol.clone(),
             limits: ReplyLimits {
-                first_byte_timeout: self.config.first_byte_timeout.min(remaining),
-                total_timeout: remaining,
+                first_byte_timeout: self.config.first_byte_timeout,
                 max_bytes: self.config.max_reply_bytes,
             },
             strategy: job.params.strategy,
