@@ -167,8 +167,7 @@ impl JobRunner {
             })
             .await;
 
-        let remaining = job.remaining(Utc::now());
-        let deadline = tokio::time::Instant::now() + remaining;
+        let deadline = sn1_contracts::job::local_instant(job.deadline);
         let request = FanoutRequest {
             targets,
             prompt: Prompt {
@@ -244,7 +243,10 @@ impl JobRunner {
             FanoutEnd::TimedOut => Some(WorkerEvent::Error {
                 worker,
                 kind: ErrorKind::Timeout,
-                message: format!("no miner answered within {:.1} s", job.params.timeout_secs),
+                message: format!(
+                    "no miner answered within {:.1} s",
+                    job.budget().as_secs_f64()
+                ),
             }),
             FanoutEnd::NoAnswer => Some(WorkerEvent::Error {
                 worker,
