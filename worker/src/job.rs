@@ -7,7 +7,7 @@ use crate::fanout::{self, AnswerChunk, FanoutEnd, FanoutRequest, MinerRecord};
 use crate::selection;
 use crate::{WorkerConfig, echo};
 use chrono::Utc;
-use sn1_bittensor::dendrite::{Dendrite, MinerTarget, Prompt};
+use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerTarget, Prompt};
 use sn1_bittensor::reply::ReplyLimits;
 use sn1_contracts::event::{ErrorKind, WorkerEvent};
 use sn1_contracts::job::{ChatJob, Endpoint};
@@ -167,7 +167,6 @@ impl JobRunner {
             })
             .await;
 
-        let deadline = sn1_contracts::job::local_instant(job.deadline);
         let request = FanoutRequest {
             targets,
             prompt: Prompt {
@@ -181,9 +180,10 @@ impl JobRunner {
                 max_bytes: self.config.max_reply_bytes,
             },
             strategy: job.params.strategy,
+            deadline: Deadline::at(sn1_contracts::job::local_instant(job.deadline)),
         };
         let (tx, mut rx) = mpsc::channel::<AnswerChunk>(256);
-        let fan = fanout::run(&self.dendrite, request, deadline, cancel.clone(), tx);
+        let fan = fanout::run(&self.dendrite, request, cancel.clone(), tx);
         tokio::pin!(fan);
         // Not `interval(..)` + a first `tick().await`: that first tick waits for the timer
         // wheel (up to 1 ms) on the critical path before the fan-out starts.
