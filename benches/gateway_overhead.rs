@@ -15,7 +15,9 @@
 
 use futures::StreamExt;
 use serde_json::json;
-use sn1_bittensor::dendrite::{Dendrite, DendriteConfig, MinerProtocol, MinerTarget, Prompt};
+use sn1_bittensor::dendrite::{
+    Deadline, Dendrite, DendriteConfig, MinerProtocol, MinerTarget, Prompt,
+};
 use sn1_bittensor::keys::Hotkey;
 use sn1_bittensor::reply::ReplyLimits;
 use sn1_bittensor::synapse::SynapseShape;
@@ -118,14 +120,14 @@ async fn direct(dendrite: &Dendrite, targets: &[MinerTarget], prompt: &Prompt) -
     let protocol = MinerProtocol::Synapse(SynapseShape::Classic);
     let limits = ReplyLimits {
         first_byte_timeout: Duration::from_secs(10),
-        total_timeout: Duration::from_secs(30),
         max_bytes: 1 << 20,
     };
+    let deadline = Deadline::after(Duration::from_secs(30));
     // Like the gateway's first-valid strategy: the earliest first chunk wins.
     let mut replies: futures::stream::FuturesUnordered<_> = targets
         .iter()
         .map(|t| {
-            let mut reply = dendrite.query(t, prompt, &protocol, limits);
+            let mut reply = dendrite.query(t, prompt, &protocol, limits, deadline);
             async move {
                 let first = reply.next_chunk().await.map(|_| start.elapsed());
                 while reply.next_chunk().await.is_some() {}
@@ -272,7 +274,6 @@ async fn main() {
     let prompt = Prompt {
         roles: vec!["user".into()],
         messages: vec!["benchmark question".into()],
-        timeout: Duration::from_secs(30),
         seed: None,
     };
     let client = reqwest::Client::builder()

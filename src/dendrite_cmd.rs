@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sn1_bittensor::dendrite::{
-    Dendrite, DendriteConfig, MinerProtocol, MinerTarget, Outcome, OutcomeKind, Prompt, ReplyLimits,
+    Deadline, Dendrite, DendriteConfig, MinerProtocol, MinerTarget, Outcome, OutcomeKind, Prompt,
+    ReplyLimits,
 };
 use sn1_bittensor::synapse::SynapseShape;
 
@@ -48,7 +49,7 @@ pub struct DendriteArgs {
     /// `task_name` of the v2.12 shape.
     #[arg(long = "task-name", default_value = "QuestionAnsweringTask")]
     pub task_name: String,
-    /// Timeout in seconds: sent to the miner, and the client's first-byte and total deadline.
+    /// Timeout in seconds: the query's deadline (told to the miner) and the first-byte wait.
     #[arg(long, default_value_t = 12.0, value_parser = parse_timeout)]
     pub timeout: f64,
     /// The ip sent as `bt_header_dendrite_ip` (never looked up online).
@@ -120,15 +121,14 @@ pub async fn run(args: DendriteArgs) -> anyhow::Result<ExitCode> {
     let prompt = Prompt {
         roles: vec![args.role.clone()],
         messages: vec![args.message.clone()],
-        timeout,
         seed: None,
     };
     let limits = ReplyLimits {
         first_byte_timeout: timeout,
-        total_timeout: timeout,
         max_bytes: args.max_bytes,
     };
-    let mut reply = dendrite.query(&target, &prompt, &args.protocol(), limits);
+    let deadline = Deadline::after(timeout);
+    let mut reply = dendrite.query(&target, &prompt, &args.protocol(), limits, deadline);
     let mut stdout = std::io::stdout();
     while let Some(chunk) = reply.next_chunk().await {
         stdout

@@ -4,6 +4,7 @@
 //! worker stops the fan-out.
 
 use crate::events::{StreamChunk, StreamError, now_rfc3339};
+use chrono::{DateTime, Utc};
 use sn1_contracts::bus::{Bus, EventStream};
 use sn1_contracts::event::{ErrorKind, WorkerEvent};
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ pub struct RelayTimings {
     pub keep_alive: Duration,
     /// A worker silent this long (no event, not even a heartbeat) is taken for lost.
     pub worker_silence: Duration,
-    /// Past the job's timeout, how long to wait for the worker's own timeout event.
+    /// Past the job's deadline, how long to wait for the worker's own timeout event.
     pub deadline_grace: Duration,
 }
 
@@ -59,7 +60,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay for a job whose first event (`Accepted`, from `worker`) has arrived.
+    /// A relay for a job whose first event (`Accepted`, from `worker`) has arrived; the job
+    /// must be answered by `deadline` (the relay waits `deadline_grace` longer).
     #[allow(
         clippy::too_many_arguments,
         reason = "one call site; each value is a distinct part of the relay"
@@ -70,7 +72,7 @@ impl Relay {
         request_id: String,
         worker: String,
         started: Instant,
-        timeout: Duration,
+        deadline: DateTime<Utc>,
         timings: RelayTimings,
         permit: OwnedSemaphorePermit,
     ) -> Self {
@@ -80,7 +82,7 @@ impl Relay {
             bus,
             request_id,
             started,
-            deadline: now + timeout.saturating_sub(started.elapsed()) + timings.deadline_grace,
+            deadline: sn1_contracts::job::local_instant(deadline) + timings.deadline_grace,
             timings,
             worker: Some(worker),
             chunks: Vec::new(),

@@ -1,6 +1,8 @@
 //! The `/chat` and `/echo` request body (`QueryValidatorParams` of the seed): parsed field by
-//! field so every error names the field and the rule it broke.
+//! field so every error names the field and the rule it broke. The `timeout` becomes the job's
+//! deadline here, once; nothing downstream converts it again.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sn1_contracts::job::{ChatParams, Exclusion, SamplingMode, Strategy};
 use utoipa::ToSchema;
@@ -61,6 +63,8 @@ pub struct ChatRequest {
 pub struct ParsedRequest {
     /// What the worker gets.
     pub params: ChatParams,
+    /// When the answer must be complete: the time the request arrived plus its `timeout`.
+    pub deadline: DateTime<Utc>,
     /// Stream the answer (default) or send one JSON body.
     pub stream: bool,
 }
@@ -82,8 +86,13 @@ fn bad(field: &'static str, rule: impl std::fmt::Display) -> FieldError {
     }
 }
 
-/// Parses and validates a request body.
-pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<ParsedRequest, FieldError> {
+/// Parses and validates a request body that arrived at `received_at` (the deadline counts from
+/// then).
+pub fn parse(
+    body: &[u8],
+    limits: &RequestLimits,
+    received_at: DateTime<Utc>,
+) -> Result<ParsedRequest, FieldError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| FieldError {
         field: "body",
         message: format!("the body is not valid JSON: {e}"),
@@ -146,21 +155,7 @@ pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<ParsedRequest, Field
             format!("{role:?} is not one of \"user\", \"assistant\", \"system\""),
         ));
     }
-    let timeout_secs = match obj.get("timeout") {
-        None | Some(Value::Null) => 10.0_f64.min(limits.max_timeout_secs),
-        Some(v) => match v.as_f64() {
-            Some(t) if t > 0.0 && t <= limits.max_timeout_secs => t,
-            _ => {
-                return Err(bad(
-                    "timeout",
-                    format!(
-                        "must be a number of seconds, 0 < timeout <= {}",
-                        limits.max_timeout_secs
-                    ),
-                ));
-            }
-        },
-    };
+    let deadline = deadline(obj.get("timeout"), limits, received_at)?;
     let strategy = match obj.get("prefer") {
         None | Some(Value::Null) => Strategy::First,
         Some(Value::String(s)) if s == "longest" => Strategy::Longest,
@@ -208,12 +203,41 @@ pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<ParsedRequest, Field
             exclude,
             roles,
             messages,
-            timeout_secs,
             strategy,
             sampling_mode,
         },
+        deadline,
         stream,
     })
+}
+
+/// The deadline of a request with this `timeout` field (seconds, default 10 or the limit).
+fn deadline(
+    timeout: Option<&Value>,
+    limits: &RequestLimits,
+    received_at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, FieldError> {
+    let rule = || {
+        bad(
+            "timeout",
+            format!(
+                "must be a number of seconds, 0 < timeout <= {}",
+                limits.max_timeout_secs
+            ),
+        )
+    };
+    let secs = match timeout {
+        None | Some(Value::Null) => 10.0_f64.min(limits.max_timeout_secs),
+        Some(v) => match v.as_f64() {
+            Some(t) if t > 0.0 && t <= limits.max_timeout_secs => t,
+            _ => return Err(rule()),
+        },
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .and_then(|d| received_at.checked_add_signed(d))
+        .ok_or_else(rule)
 }
 
 fn string_list(obj: &Map<String, Value>, field: &'static str) -> Result<Vec<String>, FieldError> {
@@ -235,27 +259,36 @@ mod tests {
     use super::*;
 
     fn err(body: &str) -> FieldError {
-        parse(body.as_bytes(), &RequestLimits::default()).unwrap_err()
+        parse(body.as_bytes(), &RequestLimits::default(), Utc::now()).unwrap_err()
     }
 
     #[test]
     fn the_seed_example_parses_with_defaults() {
         let body =
             r#"{"k": 5, "timeout": 15, "roles": ["user"], "messages": ["Tell me a happy story"]}"#;
-        let p = parse(body.as_bytes(), &RequestLimits::default()).unwrap();
+        let at = Utc::now();
+        let p = parse(body.as_bytes(), &RequestLimits::default(), at).unwrap();
         assert_eq!(p.params.k, 5);
-        assert_eq!(p.params.timeout_secs, 15.0);
+        assert_eq!(p.deadline - at, chrono::Duration::seconds(15));
         assert_eq!(p.params.strategy, Strategy::First);
         assert_eq!(p.params.sampling_mode, SamplingMode::Random);
         assert!(p.stream);
-        let p = parse(br#"{"roles":["user"],"messages":["x"],"exclude":[3,"5F3p"],"prefer":"shortest","stream":false}"#, &RequestLimits::default()).unwrap();
+        let p = parse(br#"{"roles":["user"],"messages":["x"],"exclude":[3,"5F3p"],"prefer":"shortest","stream":false}"#, &RequestLimits::default(), at).unwrap();
         assert_eq!(p.params.k, 10);
+        assert_eq!(p.deadline - at, chrono::Duration::seconds(10));
         assert_eq!(
             p.params.exclude,
             vec![Exclusion::Uid(3), Exclusion::Hotkey("5F3p".into())]
         );
         assert_eq!(p.params.strategy, Strategy::Shortest);
         assert!(!p.stream);
+        let q = parse(
+            br#"{"timeout":0.25,"roles":["user"],"messages":["x"]}"#,
+            &RequestLimits::default(),
+            at,
+        )
+        .unwrap();
+        assert_eq!(q.deadline - at, chrono::Duration::milliseconds(250));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Entry points: [`Dendrite::new`] (one per process: it holds the hotkey, the connection pool,
 //! the per-process uuid and the nonce clock) and [`Dendrite::query`], which returns a
-//! [`MinerReply`] at once; the request is sent when the reply is first polled.
+//! [`MinerReply`] at once; the request is sent when the reply is first polled. A query runs
+//! until its [`Deadline`]; the miner is told the time left then as its timeout.
 //!
 //! Three miner protocols ([`MinerProtocol`]):
 //! * `Synapse` — bittensor's `POST /StreamPromptingSynapse` with the signed `bt_header_*`
@@ -33,6 +34,7 @@ use crate::keys::Hotkey;
 use crate::nonce::NonceClock;
 use crate::synapse::SynapseShape;
 
+pub use crate::deadline::Deadline;
 pub use crate::reply::{Outcome, OutcomeKind, ReplyLimits};
 pub use miner_reply::MinerReply;
 pub use request::{CHAT_PATH, axon_url};
@@ -61,16 +63,13 @@ pub struct MinerTarget {
     pub hotkey: String,
 }
 
-/// What to ask.
+/// What to ask. By when is the query's [`Deadline`], told to the miner as its timeout.
 #[derive(Clone, Debug)]
 pub struct Prompt {
     /// One role per message (`user`, `system`, `assistant`); missing roles count as `user`.
     pub roles: Vec<String>,
     /// The messages, oldest first.
     pub messages: Vec<String>,
-    /// The timeout told to the miner (synapse `timeout`, Epistula `timeout` / `X-Client-Timeout`).
-    /// The client-side deadlines are [`ReplyLimits`].
-    pub timeout: Duration,
     /// Sampling seed forwarded to the miner (v2.12 synapse shape via its own `seed`, Epistula body).
     pub seed: Option<u64>,
 }
@@ -200,16 +199,18 @@ impl Dendrite {
         &self.inner.uuid
     }
 
-    /// Starts a query, sent when the returned [`MinerReply`] is first polled; the deadlines of
-    /// `limits` run from now. A synapse request is signed when it gets its lane (its nonce is
-    /// taken then), so nonces reach each axon in order.
-    /// Dropping the reply drops the connection.
+    /// Starts a query, sent when the returned [`MinerReply`] is first polled. The reply ends at
+    /// `deadline` at the latest; the first-byte wait of `limits` runs from now. The miner is
+    /// told the time left until `deadline` when its request is built. A synapse request is
+    /// signed when it gets its lane (its nonce is taken then), so nonces reach each axon in
+    /// order. Dropping the reply drops the connection.
     pub fn query(
         &self,
         target: &MinerTarget,
         prompt: &Prompt,
         protocol: &MinerProtocol,
         limits: ReplyLimits,
+        deadline: Deadline,
     ) -> MinerReply {
         let built = match protocol {
             MinerProtocol::Synapse(shape) => {
@@ -219,8 +220,9 @@ impl Dendrite {
                     let axon = format!("{}:{}/{}", target.ip, target.port, target.hotkey);
                     let lane = this.inner.lanes.acquire(&axon).await;
                     let t = std::time::Instant::now();
+                    let timeout = request::timeout_told(deadline);
                     let request = this
-                        .synapse_request(&target, &prompt, &shape, lane.uuid())
+                        .synapse_request(&target, &prompt, &shape, lane.uuid(), timeout)
                         .map_err(SendError::Build)?;
                     tracing::trace!(
                         build_us = t.elapsed().as_micros() as u64,
@@ -231,10 +233,14 @@ impl Dendrite {
                     drop(lane);
                     response.map_err(SendError::Http)
                 };
-                return MinerReply::start(send, false, limits);
+                return MinerReply::start(send, false, limits, deadline);
             }
-            MinerProtocol::Epistula => self.chat_request(target, prompt, true),
-            MinerProtocol::OpenAi => self.chat_request(target, prompt, false),
+            MinerProtocol::Epistula => {
+                self.chat_request(target, prompt, true, request::timeout_told(deadline))
+            }
+            MinerProtocol::OpenAi => {
+                self.chat_request(target, prompt, false, request::timeout_told(deadline))
+            }
         };
         match built {
             Ok(request) => {
@@ -243,9 +249,12 @@ impl Dendrite {
                     async move { send.await.map_err(SendError::Http) },
                     true,
                     limits,
+                    deadline,
                 )
             }
-            Err(message) => MinerReply::failed(OutcomeKind::ConnectFailure { message }, limits),
+            Err(message) => {
+                MinerReply::failed(OutcomeKind::ConnectFailure { message }, limits, deadline)
+            }
         }
     }
 }

@@ -5,9 +5,11 @@
 //!   (docs/protocol.md §2–§5).
 //! * [`verify`] — the axon side: how a real 10.x axon checks a request (§7).
 //! * [`epistula`] — signed Epistula requests and their miner-side check (§6.2).
-//! * [`reply`], [`sse`], [`dendrite`] — sending requests to miners and reading streamed replies.
+//! * [`reply`], [`sse`], [`dendrite`], [`deadline`] — sending requests to miners and reading
+//!   streamed replies, within one deadline.
 //! * [`metagraph`] — Subtensor's neuron and subnet-state runtime-API answers (§10).
 
+pub mod deadline;
 pub mod dendrite;
 pub mod epistula;
 pub mod keyfile;

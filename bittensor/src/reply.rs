@@ -1,4 +1,5 @@
-//! What a miner's streamed reply came to: the limits a reader enforces ([`ReplyLimits`]), the
+//! What a miner's streamed reply came to: the limits a reader enforces ([`ReplyLimits`], besides
+//! the query's [`crate::deadline::Deadline`]), the
 //! classification of how the reply ended ([`OutcomeKind`], [`Outcome`]), incremental UTF-8
 //! decoding across network reads ([`Utf8Assembler`]), and the extraction of a rejection
 //! message from an error reply ([`error_message`]).
@@ -8,24 +9,23 @@
 
 use std::time::Duration;
 
-/// Bounds on reading one miner reply. All three are enforced by [`crate::dendrite::MinerReply`].
+/// Bounds on reading one miner reply, enforced by [`crate::dendrite::MinerReply`] together
+/// with the query's deadline (which bounds the whole reply, connect included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyLimits {
-    /// Longest wait from the start of the query until the first byte of a 200 reply's body.
+    /// Longest wait from the start of the query until the first byte of a 200 reply's body
+    /// (the deadline still applies when it comes first).
     pub first_byte_timeout: Duration,
-    /// Longest wait from the start of the query until the reply has ended (connect included).
-    pub total_timeout: Duration,
     /// Most bytes of reply *text* kept; reading stops there with [`OutcomeKind::Oversize`].
     pub max_bytes: usize,
 }
 
 impl Default for ReplyLimits {
-    /// 12 s for everything (bittensor's default synapse timeout), 1 MiB of text: far above any
-    /// SN1 answer (the miners stream a few KiB), low enough to bound a fan-out's memory.
+    /// 12 s to the first byte (bittensor's default synapse timeout), 1 MiB of text: far above
+    /// any SN1 answer (the miners stream a few KiB), low enough to bound a fan-out's memory.
     fn default() -> Self {
         ReplyLimits {
             first_byte_timeout: Duration::from_secs(12),
-            total_timeout: Duration::from_secs(12),
             max_bytes: 1 << 20,
         }
     }
@@ -45,7 +45,8 @@ pub enum OutcomeKind {
         /// The miner's reason, or the status' canonical reason phrase.
         message: String,
     },
-    /// A deadline of [`ReplyLimits`] passed; the partial text is kept in [`Outcome::text`].
+    /// The query's deadline or the first-byte wait of [`ReplyLimits`] passed; the partial text
+    /// is kept in [`Outcome::text`].
     Timeout {
         /// `true` when no body byte had arrived (the first-byte deadline, or the total one
         /// before anything came).

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use sn1_bittensor::dendrite::{
-    Dendrite, DendriteConfig, MinerProtocol, MinerReply, MinerTarget, OutcomeKind, Prompt,
-    ReplyLimits,
+    Deadline, Dendrite, DendriteConfig, MinerProtocol, MinerReply, MinerTarget, OutcomeKind,
+    Prompt, ReplyLimits,
 };
 use sn1_bittensor::keys::Hotkey;
 use sn1_bittensor::synapse::SynapseShape;
@@ -139,7 +139,6 @@ fn prompt() -> Prompt {
     Prompt {
         roles: vec!["user".into()],
         messages: vec!["What is 2+2?".into()],
-        timeout: Duration::from_secs(12),
         seed: None,
     }
 }
@@ -147,7 +146,6 @@ fn prompt() -> Prompt {
 fn limits(total: Duration) -> ReplyLimits {
     ReplyLimits {
         first_byte_timeout: total,
-        total_timeout: total,
         max_bytes: 1 << 20,
     }
 }
@@ -171,6 +169,7 @@ async fn classic_capture_streams_its_chunks_and_ends_ok() {
         &prompt(),
         &MinerProtocol::Synapse(SynapseShape::Classic),
         limits(Duration::from_secs(5)),
+        Deadline::after(Duration::from_secs(5)),
     );
     let chunks = drain(&mut reply).await;
     let outcome = reply.outcome();
@@ -228,6 +227,7 @@ async fn blacklisted_capture_is_an_axon_error_and_yields_no_text() {
         &prompt(),
         &MinerProtocol::Synapse(shape),
         limits(Duration::from_secs(5)),
+        Deadline::after(Duration::from_secs(5)),
     );
     let chunks = drain(&mut reply).await;
     let outcome = reply.outcome();
@@ -255,6 +255,7 @@ async fn stalled_capture_times_out_with_the_partial_text() {
         &prompt(),
         &MinerProtocol::Synapse(SynapseShape::Classic),
         limits(Duration::from_secs(1)),
+        Deadline::after(Duration::from_secs(1)),
     );
     let chunks = drain(&mut reply).await;
     let outcome = reply.outcome();
@@ -296,9 +297,9 @@ async fn first_byte_timeout_fires_when_nothing_arrives() {
         &MinerProtocol::Synapse(SynapseShape::Classic),
         ReplyLimits {
             first_byte_timeout: Duration::from_millis(300),
-            total_timeout: Duration::from_secs(5),
             max_bytes: 1024,
         },
+        Deadline::after(Duration::from_secs(5)),
     );
     assert!(drain(&mut reply).await.is_empty());
     let outcome = reply.outcome();
@@ -322,6 +323,7 @@ async fn closed_port_is_a_connect_failure() {
         &prompt(),
         &MinerProtocol::Synapse(SynapseShape::Classic),
         limits(Duration::from_secs(5)),
+        Deadline::after(Duration::from_secs(5)),
     );
     assert!(drain(&mut reply).await.is_empty());
     let outcome = reply.outcome();
@@ -344,6 +346,7 @@ async fn reset_after_two_chunks_is_malformed_with_the_partial_text() {
         &prompt(),
         &MinerProtocol::Synapse(SynapseShape::Classic),
         limits(Duration::from_secs(5)),
+        Deadline::after(Duration::from_secs(5)),
     );
     let chunks = drain(&mut reply).await;
     let outcome = reply.outcome();
@@ -375,6 +378,7 @@ async fn broken_chunk_framing_is_malformed() {
         &prompt(),
         &MinerProtocol::Synapse(SynapseShape::Classic),
         limits(Duration::from_secs(5)),
+        Deadline::after(Duration::from_secs(5)),
     );
     let chunks = drain(&mut reply).await;
     let outcome = reply.outcome();
@@ -412,6 +416,7 @@ async fn multibyte_characters_split_across_reads_and_the_size_cap() {
         &prompt(),
         &MinerProtocol::Synapse(SynapseShape::Classic),
         limits(Duration::from_secs(5)),
+        Deadline::after(Duration::from_secs(5)),
     );
     let chunks = drain(&mut reply).await;
     let outcome = reply.outcome();
@@ -429,6 +434,7 @@ async fn multibyte_characters_split_across_reads_and_the_size_cap() {
             max_bytes: 10,
             ..limits(Duration::from_secs(5))
         },
+        Deadline::after(Duration::from_secs(5)),
     );
     drain(&mut reply).await;
     let outcome = reply.outcome();

@@ -2,10 +2,14 @@
 //!
 //! A job carries the validated request parameters (never the API key itself) and two deadlines:
 //! `accept_by` (a worker that pulls the job later skips it: the api has already answered 504)
-//! and `deadline` (when the answer must be complete).
+//! and `deadline` (when the answer must be complete). `deadline` is the request's one time
+//! budget: the api sets it once when it validates the request; each process turns it into an
+//! instant of its own monotonic clock once ([`local_instant`]); the client's `timeout` is
+//! [`ChatJob::budget`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Which public endpoint produced the job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +66,6 @@ pub struct ChatParams {
     pub roles: Vec<String>,
     /// The conversation.
     pub messages: Vec<String>,
-    /// Seconds the whole answer may take.
-    pub timeout_secs: f64,
     /// How the answer is chosen.
     pub strategy: Strategy,
     /// How miners are chosen.
@@ -84,15 +86,74 @@ pub struct ChatJob {
     pub created_at: DateTime<Utc>,
     /// A worker that pulls the job after this skips it (the api has given up waiting).
     pub accept_by: DateTime<Utc>,
-    /// The answer must be complete by then.
+    /// The answer must be complete by then: `created_at` plus the client's `timeout`.
     pub deadline: DateTime<Utc>,
     /// The request.
     pub params: ChatParams,
 }
 
 impl ChatJob {
-    /// Time left until the deadline, zero when it has passed.
-    pub fn remaining(&self, now: DateTime<Utc>) -> std::time::Duration {
-        (self.deadline - now).to_std().unwrap_or_default()
+    /// The time budget the client asked for (its `timeout`): from `created_at` to `deadline`.
+    pub fn budget(&self) -> Duration {
+        (self.deadline - self.created_at)
+            .to_std()
+            .unwrap_or_default()
+    }
+}
+
+/// `at` (a wall-clock time, as jobs carry it between processes) as an instant of this process's
+/// monotonic clock: the one conversion a process makes of a job's deadline. A time already past
+/// is now.
+pub fn local_instant(at: DateTime<Utc>) -> tokio::time::Instant {
+    let left = (at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::Instant::now() + left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(created_at: DateTime<Utc>, budget_ms: i64) -> ChatJob {
+        ChatJob {
+            request_id: "r".into(),
+            endpoint: Endpoint::Chat,
+            api_key_id: "k".into(),
+            created_at,
+            accept_by: created_at,
+            deadline: created_at + chrono::Duration::milliseconds(budget_ms),
+            params: ChatParams {
+                k: 1,
+                exclude: vec![],
+                roles: vec!["user".into()],
+                messages: vec!["hi".into()],
+                strategy: Strategy::First,
+                sampling_mode: SamplingMode::Random,
+            },
+        }
+    }
+
+    #[test]
+    fn the_budget_is_the_clients_timeout() {
+        let t0 = Utc::now();
+        assert_eq!(job(t0, 1500).budget(), Duration::from_millis(1500));
+        assert_eq!(job(t0, -5).budget(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_deadline_becomes_a_local_instant_once() {
+        let now = tokio::time::Instant::now();
+        let ahead = local_instant(Utc::now() + chrono::Duration::seconds(60));
+        assert!(ahead > now + Duration::from_secs(59));
+        assert!(ahead <= tokio::time::Instant::now() + Duration::from_secs(60));
+        let past = local_instant(Utc::now() - chrono::Duration::seconds(5));
+        assert!(past >= now && past <= tokio::time::Instant::now());
+    }
+
+    #[test]
+    fn a_job_with_the_old_timeout_field_still_parses() {
+        let mut value = serde_json::to_value(job(Utc::now(), 1000)).unwrap();
+        value["params"]["timeout_secs"] = serde_json::json!(1.0);
+        let parsed: ChatJob = serde_json::from_value(value).unwrap();
+        assert_eq!(parsed.budget(), Duration::from_secs(1));
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::{VALIDATOR_SS58, wallet_hotkey};
 use sn1_bittensor::dendrite::{
-    Dendrite, DendriteConfig, MinerProtocol, MinerReply, Outcome, OutcomeKind, Prompt, ReplyLimits,
+    Deadline, Dendrite, DendriteConfig, MinerProtocol, MinerReply, Outcome, OutcomeKind, Prompt,
+    ReplyLimits,
 };
 use sn1_bittensor::synapse::SynapseShape;
 use sn1_simnet::miner::{
@@ -48,7 +49,6 @@ fn prompt() -> Prompt {
     Prompt {
         roles: vec!["system".into(), "user".into()],
         messages: vec!["Be brief.".into(), QUESTION.into()],
-        timeout: Duration::from_secs(12),
         seed: Some(42),
     }
 }
@@ -56,9 +56,15 @@ fn prompt() -> Prompt {
 fn limits() -> ReplyLimits {
     ReplyLimits {
         first_byte_timeout: Duration::from_secs(5),
-        total_timeout: Duration::from_secs(5),
         max_bytes: 64 * 1024,
     }
+}
+
+/// Time a query gets unless a test says otherwise.
+const BUDGET: Duration = Duration::from_secs(5);
+
+fn deadline() -> Deadline {
+    Deadline::after(BUDGET)
 }
 
 fn classic() -> MinerProtocol {
@@ -81,8 +87,19 @@ async fn run(mut reply: MinerReply) -> (Vec<String>, Outcome) {
     (chunks, reply.outcome())
 }
 
-async fn query(miner: &SimMinerHandle, protocol: &MinerProtocol, limits: ReplyLimits) -> Outcome {
-    let reply = dendrite().query(&miner.target(), &prompt(), protocol, limits);
+async fn query(
+    miner: &SimMinerHandle,
+    protocol: &MinerProtocol,
+    limits: ReplyLimits,
+    within: Duration,
+) -> Outcome {
+    let reply = dendrite().query(
+        &miner.target(),
+        &prompt(),
+        protocol,
+        limits,
+        Deadline::after(within),
+    );
     run(reply).await.1
 }
 
@@ -110,7 +127,8 @@ async fn every_protocol_streams_the_full_answer() {
         config.blacklist = Blacklist::allow_only([VALIDATOR_SS58]);
         let miner = SimMiner::spawn(config).await.unwrap();
         let (chunks, outcome) =
-            run(dendrite().query(&miner.target(), &prompt(), &protocol, limits())).await;
+            run(dendrite().query(&miner.target(), &prompt(), &protocol, limits(), deadline()))
+                .await;
         let expected = default_answer(uid, QUESTION);
         assert_eq!(outcome.kind, OutcomeKind::Ok, "{protocol:?}: {outcome:?}");
         assert_eq!(outcome.text, expected, "{protocol:?}");
@@ -143,7 +161,7 @@ async fn concurrent_queries_to_one_axon_are_all_accepted() {
     let dendrite = dendrite();
     for _round in 0..3 {
         let replies: Vec<MinerReply> = (0..24)
-            .map(|_| dendrite.query(&miner.target(), &prompt(), &classic(), limits()))
+            .map(|_| dendrite.query(&miner.target(), &prompt(), &classic(), limits(), deadline()))
             .collect();
         let outcomes = futures::future::join_all(replies.into_iter().map(run)).await;
         for (_, outcome) in &outcomes {
@@ -156,7 +174,7 @@ async fn concurrent_queries_to_one_axon_are_all_accepted() {
     assert!(calls.iter().all(|c| c.accepted));
     // One after the other they are all accepted too.
     for _ in 0..3 {
-        let reply = dendrite.query(&miner.target(), &prompt(), &classic(), limits());
+        let reply = dendrite.query(&miner.target(), &prompt(), &classic(), limits(), deadline());
         assert_eq!(run(reply).await.1.kind, OutcomeKind::Ok);
     }
 }
@@ -166,7 +184,7 @@ async fn blacklisted_dendrite_gets_axon_errors_on_both_protocols() {
     let mut config = config(30);
     config.blacklist = Blacklist::allow_only(["5SomebodyElse"]);
     let miner = SimMiner::spawn(config).await.unwrap();
-    let outcome = query(&miner, &classic(), limits()).await;
+    let outcome = query(&miner, &classic(), limits(), BUDGET).await;
     assert_eq!(
         outcome.kind,
         OutcomeKind::AxonError {
@@ -177,7 +195,7 @@ async fn blacklisted_dendrite_gets_axon_errors_on_both_protocols() {
         }
     );
     assert_eq!(outcome.text, "");
-    let outcome = query(&miner, &MinerProtocol::Epistula, limits()).await;
+    let outcome = query(&miner, &MinerProtocol::Epistula, limits(), BUDGET).await;
     assert_eq!(
         outcome.kind,
         OutcomeKind::AxonError {
@@ -192,7 +210,13 @@ async fn epistula_for_another_miner_is_refused() {
     let miner = miner(31, None).await;
     let mut target = miner.target();
     target.hotkey = sim_hotkey(99).unwrap().ss58().to_owned();
-    let reply = dendrite().query(&target, &prompt(), &MinerProtocol::Epistula, limits());
+    let reply = dendrite().query(
+        &target,
+        &prompt(),
+        &MinerProtocol::Epistula,
+        limits(),
+        deadline(),
+    );
     let outcome = run(reply).await.1;
     assert_eq!(
         outcome.kind,
@@ -202,7 +226,7 @@ async fn epistula_for_another_miner_is_refused() {
         }
     );
     // The synapse is signed for the wrong axon hotkey too: a signature mismatch.
-    let reply = dendrite().query(&target, &prompt(), &classic(), limits());
+    let reply = dendrite().query(&target, &prompt(), &classic(), limits(), deadline());
     match run(reply).await.1.kind {
         OutcomeKind::AxonError {
             status: 401,
@@ -220,9 +244,9 @@ async fn epistula_for_another_miner_is_refused() {
 #[tokio::test]
 async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
     for protocol in [classic(), MinerProtocol::Epistula] {
-        let check = async |m: Misbehaviour, limits: ReplyLimits| -> Outcome {
+        let check = async |m: Misbehaviour, limits: ReplyLimits, within: Duration| -> Outcome {
             let miner = miner(40, Some(m)).await;
-            let outcome = query(&miner, &protocol, limits).await;
+            let outcome = query(&miner, &protocol, limits, within).await;
             miner.shutdown().await;
             outcome
         };
@@ -232,7 +256,12 @@ async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
             first_byte_timeout: Duration::from_millis(200),
             ..limits()
         };
-        let o = check(Misbehaviour::SlowFirstByte(Duration::from_secs(3)), slow).await;
+        let o = check(
+            Misbehaviour::SlowFirstByte(Duration::from_secs(3)),
+            slow,
+            BUDGET,
+        )
+        .await;
         assert_eq!(
             o.kind,
             OutcomeKind::Timeout {
@@ -242,11 +271,8 @@ async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
         );
         assert!(o.total_time < Duration::from_secs(1), "{name}");
 
-        let short = ReplyLimits {
-            total_timeout: Duration::from_millis(500),
-            ..limits()
-        };
-        let o = check(Misbehaviour::StallAfter { chunks: 2 }, short).await;
+        let short = Duration::from_millis(500);
+        let o = check(Misbehaviour::StallAfter { chunks: 2 }, limits(), short).await;
         assert_eq!(
             o.kind,
             OutcomeKind::Timeout {
@@ -263,7 +289,7 @@ async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
             "{name}"
         );
 
-        let o = check(Misbehaviour::ErrorStatus(500), limits()).await;
+        let o = check(Misbehaviour::ErrorStatus(500), limits(), BUDGET).await;
         match &o.kind {
             OutcomeKind::AxonError {
                 status: 500,
@@ -282,11 +308,11 @@ async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
             max_bytes: 1000,
             ..limits()
         };
-        let o = check(Misbehaviour::Oversize(5000), capped).await;
+        let o = check(Misbehaviour::Oversize(5000), capped, BUDGET).await;
         assert_eq!(o.kind, OutcomeKind::Oversize, "{name}");
         assert_eq!(o.text.len(), 1000, "{name}");
 
-        let o = check(Misbehaviour::InvalidUtf8, limits()).await;
+        let o = check(Misbehaviour::InvalidUtf8, limits(), BUDGET).await;
         assert!(
             matches!(o.kind, OutcomeKind::Malformed { .. }),
             "{name}: {o:?}"
@@ -296,38 +322,38 @@ async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
             "{name}: the text before the bad bytes is kept"
         );
 
-        let o = check(Misbehaviour::Reset { after_chunks: 2 }, limits()).await;
+        let o = check(Misbehaviour::Reset { after_chunks: 2 }, limits(), BUDGET).await;
         assert!(
             matches!(o.kind, OutcomeKind::Malformed { .. }),
             "{name}: {o:?}"
         );
         assert_eq!(o.text, "Miner 40 answe", "{name}");
 
-        let o = check(Misbehaviour::Empty, limits()).await;
+        let o = check(Misbehaviour::Empty, limits(), BUDGET).await;
         assert_eq!((o.kind, o.text.as_str()), (OutcomeKind::Ok, ""), "{name}");
 
-        let o = check(Misbehaviour::Whitespace, limits()).await;
+        let o = check(Misbehaviour::Whitespace, limits(), BUDGET).await;
         assert_eq!(
             (o.kind, o.text.as_str()),
             (OutcomeKind::Ok, WHITESPACE_TEXT),
             "{name}"
         );
 
-        let o = check(Misbehaviour::Refusal, limits()).await;
+        let o = check(Misbehaviour::Refusal, limits(), BUDGET).await;
         assert_eq!(
             (o.kind, o.text.as_str()),
             (OutcomeKind::Ok, REFUSAL_TEXT),
             "{name}"
         );
 
-        let o = check(Misbehaviour::EchoPrompt, limits()).await;
+        let o = check(Misbehaviour::EchoPrompt, limits(), BUDGET).await;
         assert_eq!(
             (o.kind, o.text.as_str()),
             (OutcomeKind::Ok, QUESTION),
             "{name}"
         );
 
-        let o = check(Misbehaviour::ErrorJsonAsText, limits()).await;
+        let o = check(Misbehaviour::ErrorJsonAsText, limits(), BUDGET).await;
         assert_eq!(o.kind, OutcomeKind::Ok, "{name}");
         assert_eq!(
             o.text,
@@ -343,7 +369,8 @@ async fn misbehaviours_map_to_their_outcomes_on_every_protocol() {
 async fn dropping_a_reply_mid_stream_closes_the_miners_stream() {
     for protocol in [classic(), MinerProtocol::Epistula] {
         let miner = miner(50, Some(Misbehaviour::StallAfter { chunks: 1 })).await;
-        let mut reply = dendrite().query(&miner.target(), &prompt(), &protocol, limits());
+        let mut reply =
+            dendrite().query(&miner.target(), &prompt(), &protocol, limits(), deadline());
         assert_eq!(reply.next_chunk().await.as_deref(), Some("Miner 5"));
         assert_eq!(miner.open_streams(), 1);
         let dropped = Instant::now();
@@ -371,7 +398,7 @@ async fn dropping_a_reply_mid_stream_closes_the_miners_stream() {
 async fn shutdown_ends_stalled_streams_and_stops_listening() {
     let miner = miner(60, Some(Misbehaviour::StallAfter { chunks: 1 })).await;
     let target = miner.target();
-    let mut reply = dendrite().query(&target, &prompt(), &classic(), limits());
+    let mut reply = dendrite().query(&target, &prompt(), &classic(), limits(), deadline());
     assert!(reply.next_chunk().await.is_some());
     let started = Instant::now();
     miner.shutdown().await;
@@ -381,7 +408,7 @@ async fn shutdown_ends_stalled_streams_and_stops_listening() {
         reply.outcome().kind,
         OutcomeKind::Malformed { .. }
     ));
-    let outcome = run(dendrite().query(&target, &prompt(), &classic(), limits()))
+    let outcome = run(dendrite().query(&target, &prompt(), &classic(), limits(), deadline()))
         .await
         .1;
     assert!(
@@ -394,18 +421,18 @@ async fn shutdown_ends_stalled_streams_and_stops_listening() {
 async fn misbehaviour_can_change_at_run_time() {
     let miner = miner(70, None).await;
     assert_eq!(
-        query(&miner, &classic(), limits()).await.kind,
+        query(&miner, &classic(), limits(), BUDGET).await.kind,
         OutcomeKind::Ok
     );
     miner.set_misbehaviour(Some(Misbehaviour::ErrorStatus(503)));
-    let kind = query(&miner, &classic(), limits()).await.kind;
+    let kind = query(&miner, &classic(), limits(), BUDGET).await.kind;
     assert!(
         matches!(kind, OutcomeKind::AxonError { status: 503, .. }),
         "{kind:?}"
     );
     miner.set_misbehaviour(None);
     assert_eq!(
-        query(&miner, &classic(), limits()).await.kind,
+        query(&miner, &classic(), limits(), BUDGET).await.kind,
         OutcomeKind::Ok
     );
 }

@@ -60,7 +60,7 @@ pub fn build_record(
         endpoint: text_of(serde_json::json!(job.endpoint)),
         netuid: settings.netuid,
         k: job.params.k,
-        timeout_s: job.params.timeout_secs,
+        timeout_s: job.budget().as_secs_f64(),
         strategy: text_of(serde_json::json!(job.params.strategy)),
         sampling_mode: text_of(serde_json::json!(job.params.sampling_mode)),
         exclude: serde_json::json!(

@@ -6,16 +6,21 @@
 //! * [`Strategy::Longest`] / [`Strategy::Shortest`]: wait for every reply (or the deadline),
 //!   drop unusable ones, stream the chosen answer.
 //!
-//! Miners are never asked one after another. Chunks go out on a bounded channel; the caller
-//! relays them to wherever the answer goes (NATS, in-process).
+//! Miners are never asked one after another. [`run`] is the I/O: one task per miner reads its
+//! reply into a channel, and one select loop feeds the events (chunk, miner done, all done,
+//! deadline, cancel) to the state machine of [`state`], then does what it says (pass chunks on,
+//! drop miners, stop). Chunks go out on a bounded channel; the caller relays them to wherever
+//! the answer goes (NATS, in-process).
 
-use crate::cleaning::{self, PrefixVerdict};
-use sn1_bittensor::dendrite::{Dendrite, MinerProtocol, MinerTarget, Prompt};
+mod state;
+
+use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerProtocol, MinerTarget, Prompt};
 use sn1_bittensor::reply::{Outcome, OutcomeKind, ReplyLimits};
 use sn1_contracts::job::Strategy;
+use state::{Fanout, Step};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// Everything one fan-out needs.
@@ -27,10 +32,12 @@ pub struct FanoutRequest {
     pub prompt: Prompt,
     /// How to talk to them.
     pub protocol: MinerProtocol,
-    /// Per-miner limits (first byte, total time, bytes).
+    /// Per-miner limits (first byte, bytes).
     pub limits: ReplyLimits,
     /// How the answer is chosen.
     pub strategy: Strategy,
+    /// When the fan-out (and every miner's reply) must be over.
+    pub deadline: Deadline,
 }
 
 /// A piece of the answer, as it should reach the client.
@@ -92,251 +99,123 @@ pub struct FanoutReport {
     pub time_to_first_chunk: Option<Duration>,
 }
 
+/// What a miner's reader task reports, tagged with the miner's index.
 enum MinerMsg {
     Chunk(usize, String),
     Done(usize, Outcome),
 }
 
-struct MinerState {
-    record: MinerRecord,
-    chunks: Vec<String>,
-    done: bool,
-}
-
-/// Runs one fan-out until it ends, the `deadline` passes or `cancel` fires. Chunks of the answer
+/// Runs one fan-out until it ends, its deadline passes or `cancel` fires. Chunks of the answer
 /// are sent on `out`; if `out` is closed, the fan-out stops as if cancelled.
 pub async fn run(
     dendrite: &Dendrite,
     request: FanoutRequest,
-    deadline: tokio::time::Instant,
     cancel: CancellationToken,
     out: mpsc::Sender<AnswerChunk>,
 ) -> FanoutReport {
     let started = Instant::now();
-    let prompt_text = request.prompt.messages.last().cloned().unwrap_or_default();
-    let (tx, mut rx) = mpsc::channel::<MinerMsg>(64 * request.targets.len().max(1));
-    let mut tasks = JoinSet::new();
-    let mut handles = Vec::with_capacity(request.targets.len());
-    let mut states: Vec<MinerState> = Vec::with_capacity(request.targets.len());
-    for (i, target) in request.targets.iter().enumerate() {
-        let mut reply = dendrite.query(target, &request.prompt, &request.protocol, request.limits);
-        let tx = tx.clone();
-        handles.push(tasks.spawn(async move {
-            tracing::trace!(
-                us = started.elapsed().as_micros() as u64,
-                "miner task running"
-            );
-            while let Some(text) = reply.next_chunk().await {
-                tracing::trace!(us = started.elapsed().as_micros() as u64, "miner chunk");
-                if tx.send(MinerMsg::Chunk(i, text)).await.is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(MinerMsg::Done(i, reply.outcome())).await;
-        }));
-        states.push(MinerState {
-            record: MinerRecord {
-                target: target.clone(),
-                outcome: None,
-                rejected: None,
-                selected: false,
-                text: String::new(),
-            },
-            chunks: Vec::new(),
-            done: false,
-        });
-    }
-    drop(tx);
-
-    let mut winner: Option<usize> = None;
-    let mut first_chunk: Option<Duration> = None;
-    let wait_for_all = request.strategy != Strategy::First;
-
+    let prompt = request.prompt.messages.last().cloned().unwrap_or_default();
+    let mut fanout = Fanout::new(&request.targets, request.strategy, prompt);
+    let (mut readers, mut rx) = Readers::start(dendrite, &request, started);
+    let mut first_chunk = None;
+    let deadline = tokio::time::sleep_until(request.deadline.instant());
+    tokio::pin!(deadline);
     let end = loop {
-        let msg = tokio::select! {
+        let step = tokio::select! {
             biased;
-            _ = cancel.cancelled() => break FanoutEnd::Cancelled,
-            _ = tokio::time::sleep_until(deadline) => {
-                if wait_for_all && winner.is_none() {
-                    // Choose among what has arrived by now.
-                    winner = choose(&mut states, request.strategy, &prompt_text);
-                    if let Some(w) = winner {
-                        if !send_all(&out, &mut states[w], &mut first_chunk, started).await {
-                            break FanoutEnd::Cancelled;
-                        }
-                        break FanoutEnd::Answered { uid: states[w].record.target.uid };
-                    }
-                }
-                break match winner {
-                    Some(w) => FanoutEnd::Broken {
-                        uid: states[w].record.target.uid,
-                        reason: "the answer did not complete within the timeout".into(),
-                    },
-                    None => FanoutEnd::TimedOut,
-                };
-            }
-            msg = rx.recv() => msg,
+            _ = cancel.cancelled() => Step::end(FanoutEnd::Cancelled),
+            _ = &mut deadline => fanout.on_deadline(),
+            msg = rx.recv() => match msg {
+                Some(MinerMsg::Chunk(i, text)) => fanout.on_chunk(i, text),
+                Some(MinerMsg::Done(i, outcome)) => fanout.on_done(i, outcome),
+                None => fanout.on_all_done(),
+            },
         };
-        let Some(msg) = msg else {
-            // Every miner task has ended.
-            if wait_for_all {
-                winner = choose(&mut states, request.strategy, &prompt_text);
-                if let Some(w) = winner {
-                    if !send_all(&out, &mut states[w], &mut first_chunk, started).await {
-                        break FanoutEnd::Cancelled;
-                    }
-                    break FanoutEnd::Answered {
-                        uid: states[w].record.target.uid,
-                    };
-                }
-            }
-            break FanoutEnd::NoAnswer;
-        };
-        match msg {
-            MinerMsg::Chunk(i, text) => {
-                let state = &mut states[i];
-                state.record.text.push_str(&text);
-                if winner == Some(i) {
-                    if !send(&out, state, text, &mut first_chunk, started).await {
-                        break FanoutEnd::Cancelled;
-                    }
-                    continue;
-                }
-                state.chunks.push(text);
-                if wait_for_all || winner.is_some() || state.record.rejected.is_some() {
-                    continue;
-                }
-                match cleaning::on_prefix(&state.record.text, &prompt_text) {
-                    PrefixVerdict::Wait => {}
-                    PrefixVerdict::Reject(reason) => {
-                        state.record.rejected = Some(reason);
-                        handles[i].abort();
-                    }
-                    PrefixVerdict::Commit => {
-                        winner = Some(i);
-                        abort_others(&handles, i);
-                        if !send_all(&out, state, &mut first_chunk, started).await {
-                            break FanoutEnd::Cancelled;
-                        }
-                    }
-                }
-            }
-            MinerMsg::Done(i, outcome) => {
-                let state = &mut states[i];
-                state.done = true;
-                let kind = outcome.kind.clone();
-                state.record.text = outcome.text.clone();
-                state.record.outcome = Some(outcome);
-                if winner == Some(i) {
-                    break match kind {
-                        OutcomeKind::Ok | OutcomeKind::Oversize => FanoutEnd::Answered {
-                            uid: state.record.target.uid,
-                        },
-                        other => FanoutEnd::Broken {
-                            uid: state.record.target.uid,
-                            reason: format!("the miner's stream broke off: {}", describe(&other)),
-                        },
-                    };
-                }
-                if wait_for_all || winner.is_some() || state.record.rejected.is_some() {
-                    continue;
-                }
-                if judge_final(state, &prompt_text) {
-                    winner = Some(i);
-                    abort_others(&handles, i);
-                    if !send_all(&out, state, &mut first_chunk, started).await {
-                        break FanoutEnd::Cancelled;
-                    }
-                    break FanoutEnd::Answered {
-                        uid: state.record.target.uid,
-                    };
-                }
-            }
+        readers.stop(&step.drop);
+        if !pass_on(&out, step.send, &mut first_chunk, started).await {
+            break FanoutEnd::Cancelled;
+        }
+        if let Some(end) = step.end {
+            break end;
         }
     };
-    tasks.abort_all();
-    if let Some(w) = winner {
-        states[w].record.selected = true;
-    }
+    readers.stop_all();
     FanoutReport {
         end,
-        miners: states.into_iter().map(|s| s.record).collect(),
+        miners: fanout.finish(),
         time_to_first_chunk: first_chunk,
     }
 }
 
-/// Whether a finished reply is usable; records the reason when it is not.
-fn judge_final(state: &mut MinerState, prompt: &str) -> bool {
-    let Some(outcome) = &state.record.outcome else {
-        return false;
-    };
-    let ok = matches!(outcome.kind, OutcomeKind::Ok | OutcomeKind::Oversize);
-    if !ok {
-        state.record.rejected = Some("miner error");
-        return false;
-    }
-    match cleaning::on_final(&state.record.text, prompt) {
-        Some(reason) => {
-            state.record.rejected = Some(reason);
-            false
-        }
-        None => true,
-    }
-}
-
-fn choose(states: &mut [MinerState], strategy: Strategy, prompt: &str) -> Option<usize> {
-    let mut usable = Vec::new();
-    for (i, state) in states.iter_mut().enumerate() {
-        if state.done && judge_final(state, prompt) {
-            usable.push(i);
-        }
-    }
-    let len = |i: &usize| states[*i].record.text.trim().chars().count();
-    match strategy {
-        Strategy::Shortest => usable.into_iter().min_by_key(len),
-        Strategy::Longest | Strategy::First => usable.into_iter().max_by_key(len),
-    }
-}
-
-fn abort_others(handles: &[tokio::task::AbortHandle], keep: usize) {
-    for (i, h) in handles.iter().enumerate() {
-        if i != keep {
-            h.abort();
-        }
-    }
-}
-
-async fn send_all(
+/// Sends `chunks` on `out`, noting when the first one went; false when `out` is closed.
+async fn pass_on(
     out: &mpsc::Sender<AnswerChunk>,
-    state: &mut MinerState,
-    first: &mut Option<Duration>,
+    chunks: Vec<AnswerChunk>,
+    first_chunk: &mut Option<Duration>,
     started: Instant,
 ) -> bool {
-    for text in std::mem::take(&mut state.chunks) {
-        if !send(out, state, text, first, started).await {
+    for chunk in chunks {
+        first_chunk.get_or_insert_with(|| started.elapsed());
+        if out.send(chunk).await.is_err() {
             return false;
         }
     }
     true
 }
 
-async fn send(
-    out: &mpsc::Sender<AnswerChunk>,
-    state: &MinerState,
-    delta: String,
-    first: &mut Option<Duration>,
-    started: Instant,
-) -> bool {
-    if delta.is_empty() {
-        return true;
+/// One task per miner, reading its reply into one channel.
+struct Readers {
+    tasks: JoinSet<()>,
+    handles: Vec<AbortHandle>,
+}
+
+impl Readers {
+    /// Starts the queries of `request`; their deadline is the fan-out's.
+    fn start(
+        dendrite: &Dendrite,
+        request: &FanoutRequest,
+        started: Instant,
+    ) -> (Readers, mpsc::Receiver<MinerMsg>) {
+        let (tx, rx) = mpsc::channel::<MinerMsg>(64 * request.targets.len().max(1));
+        let mut tasks = JoinSet::new();
+        let mut handles = Vec::with_capacity(request.targets.len());
+        for (i, target) in request.targets.iter().enumerate() {
+            let mut reply = dendrite.query(
+                target,
+                &request.prompt,
+                &request.protocol,
+                request.limits,
+                request.deadline,
+            );
+            let tx = tx.clone();
+            handles.push(tasks.spawn(async move {
+                let us = || started.elapsed().as_micros() as u64;
+                tracing::trace!(us = us(), "miner task running");
+                while let Some(text) = reply.next_chunk().await {
+                    tracing::trace!(us = us(), "miner chunk");
+                    if tx.send(MinerMsg::Chunk(i, text)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send(MinerMsg::Done(i, reply.outcome())).await;
+            }));
+        }
+        (Readers { tasks, handles }, rx)
     }
-    first.get_or_insert_with(|| started.elapsed());
-    out.send(AnswerChunk {
-        uid: state.record.target.uid,
-        delta,
-    })
-    .await
-    .is_ok()
+
+    /// Drops these miners' replies (their connections close).
+    fn stop(&self, which: &[usize]) {
+        for &i in which {
+            if let Some(handle) = self.handles.get(i) {
+                handle.abort();
+            }
+        }
+    }
+
+    /// Drops every reply still being read.
+    fn stop_all(&mut self) {
+        self.tasks.abort_all();
+    }
 }
 
 /// A short, client-safe description of how a reply ended.
@@ -354,5 +233,168 @@ pub fn describe(kind: &OutcomeKind) -> String {
         OutcomeKind::ConnectFailure { .. } => "connect failure".into(),
         OutcomeKind::Malformed { .. } => "malformed reply".into(),
         OutcomeKind::Oversize => "reply too large".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sn1_bittensor::dendrite::DendriteConfig;
+    use sn1_bittensor::keys::Hotkey;
+    use sn1_bittensor::synapse::SynapseShape;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// Reads one request (head and `content-length` body).
+    async fn read_request(sock: &mut TcpStream) {
+        let mut buf = Vec::new();
+        let mut piece = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut piece).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&piece[..n]);
+            let text = String::from_utf8_lossy(&buf).to_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A miner that answers every request with `chunks` (raw synapse text), or never answers.
+    async fn miner(chunks: Option<&'static [&'static str]>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    read_request(&mut sock).await;
+                    let Some(chunks) = chunks else {
+                        // Hold the connection open, silent.
+                        let _ = sock.read(&mut [0u8; 1]).await;
+                        return;
+                    };
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                                transfer-encoding: chunked\r\n\r\n";
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    for chunk in chunks {
+                        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                        let _ = sock.write_all(frame.as_bytes()).await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let _ = sock.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        port
+    }
+
+    fn request(ports: &[u16], budget: Duration) -> FanoutRequest {
+        FanoutRequest {
+            targets: ports
+                .iter()
+                .enumerate()
+                .map(|(i, port)| MinerTarget {
+                    uid: 10 + i as u16,
+                    ip: "127.0.0.1".into(),
+                    port: *port,
+                    hotkey: "5H72RD9q51B4V7W18K2YCbnpPuGG4QqxxirziLrPvTXRU2d7".into(),
+                })
+                .collect(),
+            prompt: Prompt {
+                roles: vec!["user".into()],
+                messages: vec!["Tell me a story".into()],
+                seed: None,
+            },
+            protocol: MinerProtocol::Synapse(SynapseShape::Classic),
+            limits: ReplyLimits::default(),
+            strategy: Strategy::First,
+            deadline: Deadline::after(budget),
+        }
+    }
+
+    fn dendrite() -> Dendrite {
+        let hotkey = Hotkey::from_seed_hex(&format!("0x{}", "11".repeat(32))).unwrap();
+        Dendrite::new(hotkey, DendriteConfig::default()).unwrap()
+    }
+
+    async fn collect(mut rx: mpsc::Receiver<AnswerChunk>) -> Vec<AnswerChunk> {
+        let mut chunks = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            chunks.push(chunk);
+        }
+        chunks
+    }
+
+    #[tokio::test]
+    async fn the_first_usable_miner_is_streamed_and_a_silent_one_dropped() {
+        let silent = miner(None).await;
+        let good = miner(Some(&["Once upon", " a time."])).await;
+        let (tx, rx) = mpsc::channel(16);
+        let request = request(&[silent, good], Duration::from_secs(10));
+        let started = Instant::now();
+        let report = run(&dendrite(), request, CancellationToken::new(), tx).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited for the silent miner"
+        );
+        assert_eq!(report.end, FanoutEnd::Answered { uid: 11 });
+        let chunks = collect(rx).await;
+        assert!(chunks.iter().all(|c| c.uid == 11));
+        let text: String = chunks.into_iter().map(|c| c.delta).collect();
+        assert_eq!(text, "Once upon a time.");
+        assert!(report.time_to_first_chunk.is_some());
+        assert!(!report.miners[0].selected && report.miners[0].outcome.is_none());
+        assert!(report.miners[1].selected);
+    }
+
+    #[tokio::test]
+    async fn silent_miners_time_out_at_the_deadline() {
+        let silent = miner(None).await;
+        let (tx, rx) = mpsc::channel(16);
+        let started = Instant::now();
+        let report = run(
+            &dendrite(),
+            request(&[silent, silent], Duration::from_millis(300)),
+            CancellationToken::new(),
+            tx,
+        )
+        .await;
+        let took = started.elapsed();
+        assert_eq!(report.end, FanoutEnd::TimedOut);
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3));
+        assert!(collect(rx).await.is_empty());
+        assert_eq!(report.miners.len(), 2);
+        assert_eq!(report.time_to_first_chunk, None);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_the_fan_out_at_once() {
+        let silent = miner(None).await;
+        let (tx, _rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let later = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            later.cancel();
+        });
+        let started = Instant::now();
+        let report = run(
+            &dendrite(),
+            request(&[silent], Duration::from_secs(10)),
+            cancel,
+            tx,
+        )
+        .await;
+        assert_eq!(report.end, FanoutEnd::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 }

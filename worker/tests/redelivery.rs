@@ -68,7 +68,6 @@ fn job(accept_by: chrono::DateTime<Utc>, endpoint: Endpoint) -> ChatJob {
             exclude: vec![],
             roles: vec!["user".into()],
             messages: vec!["hello there".into()],
-            timeout_secs: 5.0,
             strategy: Strategy::First,
             sampling_mode: SamplingMode::Random,
         },

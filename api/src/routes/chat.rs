@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use sn1_contracts::event::{ErrorKind, WorkerEvent};
 use sn1_contracts::job::{ChatJob, Endpoint};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Ask k miners; the answer streams back as `StreamChunk` events.
 #[utoipa::path(post, path = "/chat", request_body = ChatRequest,
@@ -56,8 +56,9 @@ async fn handle(
     let body: Bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(state.config.max_body_bytes))?;
-    let parsed =
-        request::parse(&body, &state.config.limits).map_err(|e| ApiError::BadRequest(e.message))?;
+    let now = Utc::now();
+    let parsed = request::parse(&body, &state.config.limits, now)
+        .map_err(|e| ApiError::BadRequest(e.message))?;
     let framing = if accepts_sse(&parts.headers) {
         Framing::Sse
     } else {
@@ -69,15 +70,13 @@ async fn handle(
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
 
-    let now = Utc::now();
-    let timeout = Duration::from_secs_f64(parsed.params.timeout_secs);
     let job = ChatJob {
         request_id: uuid::Uuid::now_v7().to_string(),
         endpoint,
         api_key_id,
         created_at: now,
         accept_by: now + state.config.accept_timeout,
-        deadline: now + timeout,
+        deadline: parsed.deadline,
         params: parsed.params,
     };
     let span = tracing::info_span!("request", request_id = %job.request_id, endpoint = ?endpoint);
@@ -145,7 +144,7 @@ async fn handle(
         job.request_id.clone(),
         worker,
         started,
-        timeout,
+        job.deadline,
         state.config.relay,
         permit,
     );

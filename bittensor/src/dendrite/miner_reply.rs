@@ -1,5 +1,6 @@
-//! [`MinerReply`]: one in-flight miner request and the reading of its streamed body, with the
-//! deadlines and the size cap of [`ReplyLimits`] and the classification into [`OutcomeKind`].
+//! [`MinerReply`]: one in-flight miner request and the reading of its streamed body, within the
+//! query's [`Deadline`] and the first-byte wait and size cap of [`ReplyLimits`], and the
+//! classification into [`OutcomeKind`].
 //!
 //! Nothing is spawned: the request future and then the body stream live inside the reply, so
 //! dropping the reply drops the connection (hyper closes it rather than pooling a half-read one).
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::time::{Instant, timeout_at};
 
+use crate::deadline::Deadline;
 use crate::reply::{
     InvalidUtf8, MAX_ERROR_BODY, Outcome, OutcomeKind, ReplyLimits, Utf8Assembler, cap_text,
     error_message,
@@ -43,6 +45,7 @@ pub struct MinerReply {
     state: State,
     decoder: Decoder,
     limits: ReplyLimits,
+    deadline: Deadline,
     started: Instant,
     ended: Option<Instant>,
     kind: Option<OutcomeKind>,
@@ -69,6 +72,7 @@ impl MinerReply {
         request: impl Future<Output = Result<reqwest::Response, SendError>> + Send + 'static,
         sse: bool,
         limits: ReplyLimits,
+        deadline: Deadline,
     ) -> MinerReply {
         let decoder = if sse {
             // An event may hold all the text, plus JSON framing.
@@ -82,6 +86,7 @@ impl MinerReply {
             state: State::Sending(Box::pin(request)),
             decoder,
             limits,
+            deadline,
             started: Instant::now(),
             ended: None,
             kind: None,
@@ -93,8 +98,8 @@ impl MinerReply {
         }
     }
 
-    pub(super) fn failed(kind: OutcomeKind, limits: ReplyLimits) -> MinerReply {
-        let mut reply = MinerReply::start(std::future::pending(), false, limits);
+    pub(super) fn failed(kind: OutcomeKind, limits: ReplyLimits, deadline: Deadline) -> MinerReply {
+        let mut reply = MinerReply::start(std::future::pending(), false, limits, deadline);
         reply.finish(kind);
         reply
     }
@@ -172,8 +177,9 @@ impl MinerReply {
         }
     }
 
+    /// When the current wait ends: the query's deadline, or the first-byte wait before then.
     fn deadline(&self) -> Instant {
-        let total = self.started + self.limits.total_timeout;
+        let total = self.deadline.instant();
         if self.ttfb.is_none() {
             total.min(self.started + self.limits.first_byte_timeout)
         } else {
@@ -196,15 +202,14 @@ impl MinerReply {
             self.state = State::Streaming(Box::pin(response.bytes_stream()));
             return;
         }
-        // The error body is read for its message only, within the total deadline.
+        // The error body is read for its message only, within the query's deadline.
         let header_message = response
             .headers()
             .get("bt_header_axon_status_message")
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
-        let total = self.started + self.limits.total_timeout;
-        let _ = timeout_at(total, async {
+        let _ = timeout_at(self.deadline.instant(), async {
             while let Some(Ok(bytes)) = stream.next().await {
                 let room = MAX_ERROR_BODY - body.len();
                 body.extend_from_slice(&bytes[..bytes.len().min(room)]);

@@ -1,9 +1,10 @@
 //! Building the HTTP request of a query: the signed synapse request (headers and body from
 //! [`crate::synapse::build_request`]) or the OpenAI chat body with the Epistula headers.
 
-use super::{Dendrite, MinerTarget, Prompt};
+use super::{Deadline, Dendrite, MinerTarget, Prompt};
 use crate::epistula;
 use crate::synapse::{self, AxonTarget, DendriteIdentity, SynapseShape};
+use std::time::Duration;
 
 impl Dendrite {
     pub(super) fn synapse_request(
@@ -12,6 +13,7 @@ impl Dendrite {
         prompt: &Prompt,
         shape: &SynapseShape,
         uuid: &str,
+        timeout: Duration,
     ) -> Result<reqwest::Request, String> {
         let identity = DendriteIdentity {
             hotkey: &self.inner.hotkey,
@@ -47,7 +49,7 @@ impl Dendrite {
             &shape,
             &roles,
             &prompt.messages,
-            prompt.timeout.as_secs_f64(),
+            timeout.as_secs_f64(),
             nonce,
         );
         let url = axon_url(&target.ip, target.port, &req.path)?;
@@ -66,9 +68,10 @@ impl Dendrite {
         target: &MinerTarget,
         prompt: &Prompt,
         signed: bool,
+        timeout: Duration,
     ) -> Result<reqwest::Request, String> {
         let roles = roles_for(prompt);
-        let timeout_secs = prompt.timeout.as_secs_f64();
+        let timeout_secs = timeout.as_secs_f64();
         let body = ChatBody {
             model: self.inner.model.as_deref(),
             messages: roles
@@ -169,6 +172,13 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The timeout told to a miner: the time left until `deadline`, rounded up to the millisecond,
+/// so a query made with a 12 s budget tells the miner `12` (as bittensor does), not `11.99998`.
+pub(super) fn timeout_told(deadline: Deadline) -> Duration {
+    let ms = deadline.remaining().as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
 /// A whole number of seconds as an int (`12`, as SN1 sends it), anything else as a float.
 fn python_number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e16 {
@@ -181,7 +191,6 @@ fn python_number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn ipv6_hosts_get_brackets_and_ipv4_does_not() {
@@ -203,6 +212,14 @@ mod tests {
     }
 
     #[test]
+    fn the_timeout_told_is_the_time_left_rounded_up_to_the_millisecond() {
+        let deadline = Deadline::after(Duration::from_secs(12));
+        assert_eq!(timeout_told(deadline), Duration::from_secs(12));
+        let passed = Deadline::at(tokio::time::Instant::now() - Duration::from_millis(5));
+        assert_eq!(timeout_told(passed), Duration::ZERO);
+    }
+
+    #[test]
     fn python_number_formatting() {
         assert_eq!(python_number(12.0), "12");
         assert_eq!(python_number(0.5), "0.5");
@@ -213,7 +230,6 @@ mod tests {
         let prompt = Prompt {
             roles: vec!["system".into()],
             messages: vec!["a".into(), "b".into()],
-            timeout: Duration::from_secs(1),
             seed: None,
         };
         assert_eq!(roles_for(&prompt), vec!["system", "user"]);
