@@ -106,7 +106,6 @@ impl MinerArgs {
         WorkerConfig {
             instance_id,
             concurrency: self.concurrency,
-            prefetch: 1,
             protocol: self.miner_protocol.protocol(&self.task_name),
             first_byte_timeout: self.first_byte_timeout,
             max_reply_bytes: self.max_reply_bytes,

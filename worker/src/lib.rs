@@ -32,8 +32,6 @@ pub struct WorkerConfig {
     pub instance_id: String,
     /// Jobs handled at once; the worker pulls a job only when it has a free slot.
     pub concurrency: usize,
-    /// Jobs fetched per pull (1 keeps jobs on the broker, where an idle worker can take them).
-    pub prefetch: usize,
     /// How miners are spoken to.
     pub protocol: MinerProtocol,
     /// A miner silent this long is given up on.
@@ -94,7 +92,7 @@ impl Worker {
                 }
             }
         });
-        let mut jobs = self.bus.job_stream(config.prefetch).await?;
+        let mut jobs = self.bus.job_stream().await?;
         tracing::info!(
             worker = %config.instance_id,
             concurrency = config.concurrency,
@@ -127,7 +125,7 @@ impl Worker {
                 None => {
                     tracing::warn!("job stream ended; reopening");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    match this.bus.job_stream(config.prefetch).await {
+                    match this.bus.job_stream().await {
                         Ok(stream) => jobs = stream,
                         Err(e) => {
                             tracing::warn!(error = %e, "could not reopen the job stream; retrying")
@@ -139,6 +137,8 @@ impl Worker {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Some(Ok(delivery)) => {
+                    metrics::gauge!("sn1_worker_last_job_taken_timestamp_seconds")
+                        .set(chrono::Utc::now().timestamp_millis() as f64 / 1e3);
                     let this = this.clone();
                     let cancel = jobs_cancel.child_token();
                     let stopping = jobs_cancel.clone();
@@ -149,6 +149,8 @@ impl Worker {
                 }
             }
         }
+        // Stop taking jobs first: a job that still arrives goes back to the queue at once.
+        jobs.release().await;
         tracing::info!(in_flight = tracker.len(), "worker draining");
         tracker.close();
         if tokio::time::timeout(config.drain_timeout, tracker.wait())
@@ -159,6 +161,10 @@ impl Worker {
             tracker.wait().await;
         }
         cancel_listener.abort();
+        // The last events and acks must leave the process before it exits.
+        if let Err(e) = this.bus.flush().await {
+            tracing::warn!(error = %e, "could not flush the bus on shutdown");
+        }
         Ok(())
     }
 

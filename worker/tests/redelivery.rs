@@ -43,7 +43,6 @@ fn runner() -> JobRunner {
         config: WorkerConfig {
             instance_id: "test".into(),
             concurrency: 1,
-            prefetch: 1,
             protocol: MinerProtocol::Synapse(SynapseShape::Classic),
             first_byte_timeout: std::time::Duration::from_secs(1),
             max_reply_bytes: 1024,

@@ -7,7 +7,7 @@
 use super::BusError;
 use super::delivery::{Acker, AuditDelivery, JobDelivery};
 use super::headers::Headers;
-use super::streams::{AuditBatches, CancelStream, EventStream, JobStream, MetagraphUpdates};
+use super::streams::{AuditBatches, CancelStream, EventStream, JobStream, Jobs, MetagraphUpdates};
 use crate::audit::CompletionRecord;
 use crate::event::WorkerEvent;
 use crate::job::ChatJob;
@@ -68,7 +68,7 @@ impl MemoryBus {
                 acker: Acker::Memory,
             })
         });
-        JobStream(jobs.boxed())
+        JobStream(Jobs::Memory(jobs.boxed()))
     }
 
     pub(super) fn subscribe_events(&self, request_id: &str) -> EventStream {

@@ -76,6 +76,15 @@ impl Bus {
         }
     }
 
+    /// Sends everything published so far (before a process exits, so its last events and acks
+    /// are not lost in a buffer). Bounded by a few seconds.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.flush().await,
+            Bus::Memory(_) => Ok(()),
+        }
+    }
+
     /// Queues a job; returns once the queue has taken it (JetStream: its ack).
     pub async fn publish_job(&self, job: &ChatJob, headers: &Headers) -> Result<(), BusError> {
         match self {
@@ -93,10 +102,10 @@ impl Bus {
         }
     }
 
-    /// Jobs for this worker, `prefetch` at a time.
-    pub async fn job_stream(&self, prefetch: usize) -> Result<JobStream, BusError> {
+    /// Jobs for this worker, one per [`JobStream::next`].
+    pub async fn job_stream(&self) -> Result<JobStream, BusError> {
         match self {
-            Bus::Nats(b) => b.job_stream(prefetch).await,
+            Bus::Nats(b) => b.job_stream().await,
             Bus::Memory(b) => Ok(b.job_stream()),
         }
     }

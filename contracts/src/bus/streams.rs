@@ -44,13 +44,31 @@ impl MetagraphUpdates {
     }
 }
 
-/// Jobs as the queue delivers them.
-pub struct JobStream(pub(crate) BoxStream<'static, Result<JobDelivery, BusError>>);
+/// Jobs as the queue delivers them, one per call: ask for the next job only with a free slot,
+/// so a busy worker never sits on a job another could take.
+pub struct JobStream(pub(crate) Jobs);
+
+pub(crate) enum Jobs {
+    Nats(Box<super::nats::NatsJobs>),
+    Memory(BoxStream<'static, Result<JobDelivery, BusError>>),
+}
 
 impl JobStream {
     /// The next job; an error for a broken pull or a message that is not a job (dropped).
+    /// `None` when the queue is gone.
     pub async fn next(&mut self) -> Option<Result<JobDelivery, BusError>> {
-        self.0.next().await
+        match &mut self.0 {
+            Jobs::Nats(jobs) => jobs.next().await,
+            Jobs::Memory(jobs) => jobs.next().await,
+        }
+    }
+
+    /// Stops taking jobs before a drain: an outstanding request for a job is let go, and a job
+    /// that arrives anyway is handed back at once for another worker.
+    pub async fn release(self) {
+        if let Jobs::Nats(jobs) = self.0 {
+            jobs.release().await;
+        }
     }
 }
 

@@ -6,7 +6,8 @@ use super::{NatsBus, from_nats, to_nats};
 use crate::audit::CompletionRecord;
 use crate::bus::delivery::{Ack, Acker, AuditDelivery, JobDelivery};
 use crate::bus::headers::Headers;
-use crate::bus::streams::{AuditBatches, JobStream};
+use crate::bus::streams::{AuditBatches, JobStream, Jobs};
+use super::intake::{Delivery, Intake};
 use crate::bus::{BusError, codec, unavailable};
 use crate::job::ChatJob;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
@@ -162,14 +163,10 @@ impl NatsBus {
         Ok(stream)
     }
 
-    /// The durable consumer of `queue`, as a stream of messages pulled `batch` at a time.
-    async fn pull(
-        &self,
-        queue: &WorkQueue,
-        batch: usize,
-    ) -> Result<consumer::pull::Stream, BusError> {
+    /// The durable consumer of `queue` (created, or checked, with its stream).
+    async fn consumer(&self, queue: &WorkQueue) -> Result<consumer::PullConsumer, BusError> {
         let stream = self.ensure_stream(queue).await?;
-        let consumer: consumer::PullConsumer = stream
+        stream
             .get_or_create_consumer(
                 &queue.consumer,
                 consumer::pull::Config {
@@ -182,8 +179,17 @@ impl NatsBus {
                 },
             )
             .await
-            .map_err(unavailable)?;
-        consumer
+            .map_err(unavailable)
+    }
+
+    /// The durable consumer of `queue`, as a stream of messages pulled `batch` at a time.
+    async fn pull(
+        &self,
+        queue: &WorkQueue,
+        batch: usize,
+    ) -> Result<consumer::pull::Stream, BusError> {
+        self.consumer(queue)
+            .await?
             .stream()
             .max_messages_per_batch(batch.max(1))
             .heartbeat(Duration::from_secs(5))
@@ -236,27 +242,19 @@ impl NatsBus {
         .await
     }
 
-    /// The shared job consumer, delivering `prefetch` jobs per pull so that a busy worker does
-    /// not sit on jobs another worker could take. A message that is not a valid job is dropped
-    /// (never redelivered) and reported as an error.
-    pub(crate) async fn job_stream(&self, prefetch: usize) -> Result<JobStream, BusError> {
-        let messages = self.pull(&self.jobs_queue(), prefetch).await?;
-        let jobs = messages.then(|msg| async move {
-            let msg = msg.map_err(unavailable)?;
-            match serde_json::from_slice::<ChatJob>(&msg.payload) {
-                Ok(job) => Ok(JobDelivery {
-                    job,
-                    delivered: msg.info().map(|i| i.delivered).unwrap_or(1),
-                    headers: from_nats(msg.headers.as_ref()),
-                    acker: Acker::Nats(Box::new(msg)),
-                }),
-                Err(e) => {
-                    let _ = ack(&msg, Ack::Drop).await;
-                    Err(BusError::Codec(format!("invalid job dropped: {e}")))
-                }
-            }
-        });
-        Ok(JobStream(jobs.boxed()))
+    /// This worker's intake on the shared job consumer (see [`super::intake`]).
+    pub(crate) async fn job_stream(&self) -> Result<JobStream, BusError> {
+        let queue = self.jobs_queue();
+        self.consumer(&queue).await?;
+        let intake = Intake::open(
+            &self.client,
+            self.js.clone(),
+            &queue.stream.name,
+            &queue.consumer,
+            self.connects.clone(),
+        )
+        .await?;
+        Ok(JobStream(Jobs::Nats(Box::new(NatsJobs { intake }))))
     }
 
     /// Creates the jobs stream, or brings it to the configured bound.
@@ -319,4 +317,38 @@ pub(crate) async fn ack(msg: &JetStreamMessage, ack: Ack) -> Result<(), BusError
         Ack::Drop => AckKind::Term,
     };
     msg.ack_with(kind).await.map_err(unavailable)
+}
+
+/// Jobs through this worker's [`Intake`], decoded.
+pub(crate) struct NatsJobs {
+    intake: Intake,
+}
+
+impl NatsJobs {
+    /// The next job. A message that is not a valid job is dropped (never redelivered) and
+    /// reported as an error.
+    pub(crate) async fn next(&mut self) -> Option<Result<JobDelivery, BusError>> {
+        let msg = match self.intake.next().await {
+            Ok(Delivery::Job(msg)) => msg,
+            Ok(Delivery::Closed) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match serde_json::from_slice::<ChatJob>(&msg.payload) {
+            Ok(job) => Ok(JobDelivery {
+                job,
+                delivered: msg.info().map(|i| i.delivered).unwrap_or(1),
+                headers: from_nats(msg.headers.as_ref()),
+                acker: Acker::Nats(msg),
+            }),
+            Err(e) => {
+                let _ = ack(&msg, Ack::Drop).await;
+                Err(BusError::Codec(format!("invalid job dropped: {e}")))
+            }
+        })
+    }
+
+    /// See [`JobStream::release`].
+    pub(crate) async fn release(self) {
+        self.intake.release().await;
+    }
 }

@@ -3,11 +3,12 @@
 //! core NATS subjects for events, cancels and metagraph notices (low latency, no persistence:
 //! their readers are live processes). Everything used here exists in NATS Server 2.9.
 
+mod intake;
 mod jetstream;
 mod subjects;
 
 pub use jetstream::{AuditQueueConfig, QueueConfig};
-pub(crate) use jetstream::{JetStreamMessage, ack};
+pub(crate) use jetstream::{JetStreamMessage, NatsJobs, ack};
 pub use subjects::Subjects;
 
 use super::headers::Headers;
@@ -29,6 +30,8 @@ pub struct NatsBus {
     js: async_nats::jetstream::Context,
     subjects: Subjects,
     config: QueueConfig,
+    /// Counts the client's (re)connections, so job intake re-pulls after each.
+    connects: tokio::sync::watch::Receiver<u64>,
 }
 
 impl NatsBus {
@@ -39,8 +42,23 @@ impl NatsBus {
         subjects: Subjects,
         config: QueueConfig,
     ) -> Result<NatsBus, BusError> {
+        let (connected, connects) = tokio::sync::watch::channel(0u64);
+        let connected = std::sync::Arc::new(connected);
         let client = async_nats::ConnectOptions::new()
             .name(format!("sn1-gateway/{}", subjects.prefix()))
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            connected.send_modify(|n| *n += 1);
+                            tracing::info!("connected to NATS");
+                        }
+                        async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
+                        other => tracing::debug!(event = %other, "NATS client event"),
+                    }
+                }
+            })
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
@@ -53,6 +71,7 @@ impl NatsBus {
             js,
             subjects,
             config,
+            connects,
         })
     }
 
@@ -116,6 +135,14 @@ impl NatsBus {
     pub(super) async fn subscribe_metagraph_updates(&self) -> Result<MetagraphUpdates, BusError> {
         let sub = self.subscribe(self.subjects.metagraph_updated()).await?;
         Ok(MetagraphUpdates(decoded(sub, "metagraph notice").boxed()))
+    }
+
+    /// Sends what the client holds, bounded by [`FLUSH_TIMEOUT`].
+    pub(super) async fn flush(&self) -> Result<(), BusError> {
+        tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush())
+            .await
+            .map_err(|_| BusError::Unavailable(format!("NATS did not flush within {FLUSH_TIMEOUT:?}")))?
+            .map_err(unavailable)
     }
 
     async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
