@@ -31,17 +31,6 @@ impl Deadline {
     pub fn remaining(self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }
-
-    /// Whether it has passed.
-    pub fn has_passed(self) -> bool {
-        Instant::now() >= self.0
-    }
-}
-
-impl From<Instant> for Deadline {
-    fn from(instant: Instant) -> Deadline {
-        Deadline(instant)
-    }
 }
 
 #[cfg(test)]
@@ -54,10 +43,8 @@ mod tests {
         let ahead = Deadline::at(now + Duration::from_secs(60));
         assert!(ahead.remaining() > Duration::from_secs(59));
         assert!(ahead.remaining() <= Duration::from_secs(60));
-        assert!(!ahead.has_passed());
         let behind = Deadline::at(now);
         assert_eq!(behind.remaining(), Duration::ZERO);
-        assert!(behind.has_passed());
         assert!(behind < ahead);
     }
 }

@@ -8,9 +8,9 @@
 //!
 //! Miners are never asked one after another. [`run`] is the I/O: one task per miner reads its
 //! reply into a channel, and one select loop feeds the events (chunk, miner done, all done,
-//! deadline, cancel) to the state machine of [`state`], then does what it says (pass chunks on,
-//! drop miners, stop). Chunks go out on a bounded channel; the caller relays them to wherever
-//! the answer goes (NATS, in-process).
+//! deadline, cancel) to the state machine in `fanout/state.rs`, then does what it says (pass
+//! chunks on, drop miners, stop). Chunks go out on a bounded channel; the caller relays them to
+//! wherever the answer goes (NATS, in-process).
 
 mod state;
 
