@@ -4,6 +4,7 @@
 //! Entry points: [`router`] (the axum app over an [`AppState`]) and [`serve`].
 
 pub mod auth;
+pub mod dispatch;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -45,7 +46,7 @@ impl Default for ApiConfig {
             accept_timeout: Duration::from_secs(5),
             relay: relay::RelayTimings {
                 keep_alive: Duration::from_secs(5),
-                worker_silence: Duration::from_secs(10),
+                worker_silence: Duration::from_millis(2500),
                 deadline_grace: Duration::from_secs(2),
             },
         }

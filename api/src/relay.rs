@@ -1,14 +1,26 @@
 //! Relays one job's worker events to its client: turns them into `StreamChunk` /
-//! `StreamError` objects, keeps the connection alive while waiting, enforces the deadline, notices
-//! a worker that went silent, and, when the client goes away first, sends a cancel so the
-//! worker stops the fan-out.
+//! `StreamError` objects, keeps the connection alive while waiting, enforces the deadline,
+//! notices a worker that went silent (and queues the job again for another worker when none of
+//! the answer was sent yet) or an event that went missing (the answer then ends with an error,
+//! never as "finished"), and, when the client goes away first, sends a cancel so the worker stops
+//! the fan-out.
 
+use crate::dispatch::Dispatch;
 use crate::events::{StreamChunk, StreamError, now_rfc3339};
-use chrono::{DateTime, Utc};
-use sn1_contracts::bus::{Bus, EventStream};
-use sn1_contracts::event::{ErrorKind, WorkerEvent};
+use sn1_contracts::bus::EventStream;
+use sn1_contracts::event::{ErrorKind, Numbered, WorkerEvent};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
+
+/// Whether an event belongs to the answer being relayed.
+enum Follow {
+    Yes,
+    No,
+    /// The followed worker's events skipped one: `expected` never arrived.
+    Gap {
+        expected: u64,
+    },
+}
 
 /// What the relay produces next.
 #[derive(Debug)]
@@ -33,7 +45,8 @@ pub enum Relayed {
 pub struct RelayTimings {
     /// Send a keep-alive after this much silence.
     pub keep_alive: Duration,
-    /// A worker silent this long (no event, not even a heartbeat) is taken for lost.
+    /// A worker silent this long (no event, not even a heartbeat; workers send one every
+    /// second) is taken for lost.
     pub worker_silence: Duration,
     /// Past the job's deadline, how long to wait for the worker's own timeout event.
     pub deadline_grace: Duration,
@@ -42,12 +55,16 @@ pub struct RelayTimings {
 /// The state of one relay. Dropping it before the end (the client went away) sends a cancel.
 pub struct Relay {
     events: EventStream,
-    bus: Bus,
-    request_id: String,
+    dispatch: Dispatch,
     started: Instant,
     deadline: tokio::time::Instant,
     timings: RelayTimings,
+    /// The worker followed; `None` while a re-queued job waits for one.
     worker: Option<String>,
+    /// The number the followed worker's next event must carry.
+    next_seq: u64,
+    /// While no worker is followed: when one must have taken the re-queued job.
+    accept_by: tokio::time::Instant,
     chunks: Vec<String>,
     timings_s: Vec<f64>,
     selected_uid: i32,
@@ -60,31 +77,28 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay for a job whose first event (`Accepted`, from `worker`) has arrived; the job
-    /// must be answered by `deadline` (the relay waits `deadline_grace` longer).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site; each value is a distinct part of the relay"
-    )]
+    /// A relay for a dispatched job whose first event (`Accepted`, from `worker`, numbered
+    /// `seq`) has arrived; the job must be answered by its deadline (the relay waits
+    /// `deadline_grace` longer).
     pub fn new(
         events: EventStream,
-        bus: Bus,
-        request_id: String,
-        worker: String,
+        dispatch: Dispatch,
+        (worker, seq): (String, u64),
         started: Instant,
-        deadline: DateTime<Utc>,
         timings: RelayTimings,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         let now = tokio::time::Instant::now();
+        let deadline = sn1_contracts::job::local_instant(dispatch.job.deadline);
         Relay {
             events,
-            bus,
-            request_id,
+            dispatch,
             started,
-            deadline: sn1_contracts::job::local_instant(deadline) + timings.deadline_grace,
+            deadline: deadline + timings.deadline_grace,
             timings,
             worker: Some(worker),
+            next_seq: seq + 1,
+            accept_by: now,
             chunks: Vec::new(),
             timings_s: Vec::new(),
             selected_uid: -1,
@@ -118,7 +132,10 @@ impl Relay {
             return None;
         }
         loop {
-            let silence_limit = self.last_event + self.timings.worker_silence;
+            let silence_limit = match self.worker {
+                Some(_) => self.last_event + self.timings.worker_silence,
+                None => self.accept_by,
+            };
             // From the last thing sent, not from the last worker event: heartbeats arrive every
             // second and are not sent on, so the client still needs keep-alives.
             let wake = self.last_sent + self.timings.keep_alive;
@@ -128,15 +145,32 @@ impl Relay {
                     return Some(self.fail("the request timed out before the answer was complete".into(), true));
                 }
                 _ = tokio::time::sleep_until(silence_limit) => {
-                    return Some(self.fail("the worker handling this request stopped responding".into(), false));
+                    match self.worker_lost().await {
+                        Some(failed) => return Some(failed),
+                        None => continue,
+                    }
                 }
                 _ = tokio::time::sleep_until(wake) => return Some(Relayed::Idle),
             };
-            let Some(event) = event else {
+            let Some(Numbered { seq, event }) = event else {
                 return Some(self.fail("lost the connection to the job queue".into(), false));
             };
-            if !self.is_from_current_worker(&event) {
-                continue;
+            match self.follow(seq, &event) {
+                Follow::Yes => {}
+                Follow::No => continue,
+                Follow::Gap { expected } => {
+                    metrics::counter!("sn1_api_event_gaps_total").increment(1);
+                    tracing::warn!(
+                        request_id = %self.dispatch.job.request_id,
+                        expected,
+                        got = seq,
+                        "worker events went missing; ending the answer with an error"
+                    );
+                    return Some(self.fail(
+                        "part of the answer was lost on the way from the worker; retry".into(),
+                        false,
+                    ));
+                }
             }
             self.last_event = tokio::time::Instant::now();
             match event {
@@ -150,7 +184,7 @@ impl Relay {
                         metrics::histogram!("sn1_api_time_to_first_chunk_seconds")
                             .record(self.elapsed());
                         tracing::debug!(
-                            request_id = %self.request_id,
+                            request_id = %self.dispatch.job.request_id,
                             first_chunk_us = self.started.elapsed().as_micros() as u64,
                             "first chunk relayed"
                         );
@@ -171,18 +205,60 @@ impl Relay {
         }
     }
 
-    /// Events of another worker (a redelivered job) are followed only until a chunk was sent.
-    fn is_from_current_worker(&mut self, event: &WorkerEvent) -> bool {
+    /// Whether `event` (numbered `seq`) belongs to the answer: the followed worker's events
+    /// must come in order; another worker is followed instead only while nothing was sent
+    /// (a redelivered or re-queued job), from its first event on.
+    fn follow(&mut self, seq: u64, event: &WorkerEvent) -> Follow {
         let sender = event.worker();
         if self.worker.as_deref() == Some(sender) {
-            return true;
+            if seq != self.next_seq {
+                return Follow::Gap {
+                    expected: self.next_seq,
+                };
+            }
+            self.next_seq = seq + 1;
+            return Follow::Yes;
         }
-        if matches!(event, WorkerEvent::Accepted { .. }) && self.chunks.is_empty() {
-            tracing::info!(request_id = %self.request_id, "job redelivered to another worker");
+        let takes_over = match self.worker {
+            None => seq == 1,
+            Some(_) => matches!(event, WorkerEvent::Accepted { .. }),
+        };
+        if takes_over && self.chunks.is_empty() {
+            tracing::info!(request_id = %self.dispatch.job.request_id, worker = sender, "another worker took the job");
             self.worker = Some(sender.to_string());
-            return true;
+            self.next_seq = seq + 1;
+            return Follow::Yes;
         }
-        false
+        Follow::No
+    }
+
+    /// The followed worker went silent (or no worker took the re-queued job): queue the job
+    /// again when nothing of the answer was sent yet, otherwise fail.
+    async fn worker_lost(&mut self) -> Option<Relayed> {
+        let lost = if self.worker.is_some() {
+            "the worker handling this request stopped responding"
+        } else {
+            "no worker took the request after its first worker stopped responding"
+        };
+        if !self.chunks.is_empty() || !self.dispatch.can_requeue() {
+            return Some(self.fail(lost.into(), false));
+        }
+        tracing::warn!(
+            request_id = %self.dispatch.job.request_id,
+            attempt = self.dispatch.job.attempt + 1,
+            "{lost}; queuing the job again"
+        );
+        match self.dispatch.requeue().await {
+            Ok(accept_by) => {
+                self.worker = None;
+                self.accept_by = accept_by;
+                None
+            }
+            Err(e) => Some(self.fail(
+                format!("{lost}, and the job queue is unavailable: {e}"),
+                false,
+            )),
+        }
     }
 
     fn chunk(&mut self, delta: String, finish_reason: Option<&'static str>) -> StreamChunk {
@@ -225,12 +301,6 @@ impl Drop for Relay {
         }
         // The client went away mid-answer: tell the worker to stop asking miners.
         metrics::counter!("sn1_api_client_disconnects_total").increment(1);
-        let bus = self.bus.clone();
-        let id = std::mem::take(&mut self.request_id);
-        tokio::spawn(async move {
-            if let Err(e) = bus.publish_cancel(&id).await {
-                tracing::warn!(request_id = %id, error = %e, "could not publish a cancel");
-            }
-        });
+        self.dispatch.cancel();
     }
 }

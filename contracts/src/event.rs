@@ -64,6 +64,26 @@ pub enum WorkerEvent {
     },
 }
 
+/// An event as it travels on the bus: numbered from 1 by the worker that sent it, per job, so
+/// the api knows when it missed one (a reconnect, a full buffer) and never presents a partial
+/// answer as complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Numbered {
+    /// 1 for the worker's first event of the job, then one more per event.
+    pub seq: u64,
+    /// The event.
+    pub event: WorkerEvent,
+}
+
+/// [`Numbered`] by reference, for publishing without a copy.
+#[derive(Serialize)]
+pub struct NumberedRef<'a> {
+    /// See [`Numbered::seq`].
+    pub seq: u64,
+    /// The event.
+    pub event: &'a WorkerEvent,
+}
+
 impl WorkerEvent {
     /// The id of the worker that sent it.
     pub fn worker(&self) -> &str {

@@ -88,11 +88,20 @@ pub struct ChatJob {
     pub accept_by: DateTime<Utc>,
     /// The answer must be complete by then: `created_at` plus the client's `timeout`.
     pub deadline: DateTime<Utc>,
+    /// 0 when first queued; the api queues the job again (1, 2, …) when its worker died before
+    /// any of the answer reached the client.
+    #[serde(default)]
+    pub attempt: u32,
     /// The request.
     pub params: ChatParams,
 }
 
 impl ChatJob {
+    /// The queue's message id of this attempt (the broker drops a second publish of one id).
+    pub fn message_id(&self) -> String {
+        format!("{}.{}", self.request_id, self.attempt)
+    }
+
     /// The time budget the client asked for (its `timeout`): from `created_at` to `deadline`.
     pub fn budget(&self) -> Duration {
         (self.deadline - self.created_at)
@@ -121,6 +130,7 @@ mod tests {
             created_at,
             accept_by: created_at,
             deadline: created_at + chrono::Duration::milliseconds(budget_ms),
+            attempt: 0,
             params: ChatParams {
                 k: 1,
                 exclude: vec![],

@@ -11,6 +11,7 @@ pub mod echo;
 pub mod fanout;
 pub mod job;
 pub mod ops;
+pub mod publisher;
 pub mod selection;
 
 use job::{JobRunner, JobSummary};
@@ -196,16 +197,9 @@ impl Worker {
                 }
                 inflight.insert(job.request_id.clone(), cancel.clone());
             }
-            let (tx, mut rx) = mpsc::channel::<WorkerEvent>(256);
-            let bus = self.bus.clone();
-            let request_id = job.request_id.clone();
-            let relay = tokio::spawn(async move {
-                while let Some(event) = rx.recv().await {
-                    if let Err(e) = bus.publish_event(&request_id, &event).await {
-                        tracing::warn!(error = %e, "could not publish an event");
-                    }
-                }
-            });
+            let (tx, rx) = mpsc::channel::<WorkerEvent>(256);
+            let events = publisher::JobEvents::new(self.bus.clone(), job.request_id.clone());
+            let relay = tokio::spawn(events.relay(rx));
             let started = std::time::Instant::now();
             tracing::debug!(
                 queued_us = (chrono::Utc::now() - job.created_at).num_microseconds(),
@@ -226,15 +220,18 @@ impl Worker {
                     }
                 }
             };
-            let _ = relay.await;
-            if summary.status == job::JobStatus::Cancelled && stopping.is_cancelled() {
+            let events = relay.await;
+            if summary.status == job::JobStatus::Cancelled
+                && stopping.is_cancelled()
+                && let Ok(mut events) = events
+            {
                 // Not the client's doing: say why the answer ends here.
                 let event = WorkerEvent::Error {
                     worker: self.runner.config.instance_id.clone(),
                     kind: sn1_contracts::event::ErrorKind::Internal,
                     message: "the worker handling this request shut down; retry".into(),
                 };
-                let _ = self.bus.publish_event(&job.request_id, &event).await;
+                events.publish(&event).await;
             }
             let elapsed = started.elapsed();
             if let Some(settings) = &self.audit

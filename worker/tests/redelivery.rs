@@ -62,6 +62,7 @@ fn job(accept_by: chrono::DateTime<Utc>, endpoint: Endpoint) -> ChatJob {
         created_at: Utc::now() - Duration::seconds(30),
         accept_by,
         deadline: Utc::now() + Duration::seconds(5),
+        attempt: 0,
         params: ChatParams {
             k: 1,
             exclude: vec![],

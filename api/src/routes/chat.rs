@@ -2,6 +2,7 @@
 //! publish, then relay as NDJSON, SSE or one JSON body.
 
 use crate::AppState;
+use crate::dispatch::Dispatch;
 use crate::error::ApiError;
 use crate::events::{ChatCompletion, Framing, StreamChunk, StreamError};
 use crate::relay::{Relay, Relayed};
@@ -11,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use sn1_contracts::event::{ErrorKind, WorkerEvent};
+use sn1_contracts::event::{ErrorKind, Numbered, WorkerEvent};
 use sn1_contracts::job::{ChatJob, Endpoint};
 use std::time::Instant;
 
@@ -77,6 +78,7 @@ async fn handle(
         created_at: now,
         accept_by: now + state.config.accept_timeout,
         deadline: parsed.deadline,
+        attempt: 0,
         params: parsed.params,
     };
     let span = tracing::info_span!("request", request_id = %job.request_id, endpoint = ?endpoint);
@@ -89,14 +91,16 @@ async fn handle(
     let mut headers = sn1_contracts::bus::Headers::new();
     sn1_telemetry::trace::inject(&span, &mut headers);
     drop(_entered);
-    state
-        .bus
-        .publish_job(&job, &headers)
-        .await
-        .map_err(|e| match e {
-            sn1_contracts::bus::BusError::Full(m) => ApiError::QueueUnavailable(m),
-            other => ApiError::QueueUnavailable(other.to_string()),
-        })?;
+    let dispatch = Dispatch {
+        bus: state.bus.clone(),
+        job,
+        headers,
+    };
+    dispatch.publish().await.map_err(|e| match e {
+        sn1_contracts::bus::BusError::Full(m) => ApiError::QueueUnavailable(m),
+        other => ApiError::QueueUnavailable(other.to_string()),
+    })?;
+    let job = &dispatch.job;
 
     tracing::debug!(
         published_us = started.elapsed().as_micros() as u64,
@@ -105,23 +109,45 @@ async fn handle(
     // Hold the response until a worker takes the job, so "nobody took it" and "nobody to ask"
     // are real status codes, not a stream that ends at once.
     let first = tokio::time::timeout(state.config.accept_timeout, events.next()).await;
-    let worker = match first {
-        Ok(Some(WorkerEvent::Accepted { worker })) => worker,
-        Ok(Some(WorkerEvent::Error {
-            kind: ErrorKind::NoCandidates,
-            message,
+    let (worker, seq) = match first {
+        Ok(Some(Numbered {
+            seq,
+            event: WorkerEvent::Accepted { worker },
+        })) => (worker, seq),
+        Ok(Some(Numbered {
+            event:
+                WorkerEvent::Error {
+                    kind: ErrorKind::NoCandidates,
+                    message,
+                    ..
+                },
             ..
         })) => {
             return Err(ApiError::Unprocessable(message));
         }
-        Ok(Some(WorkerEvent::Error {
-            kind: ErrorKind::Unavailable,
-            message,
+        Ok(Some(Numbered {
+            event:
+                WorkerEvent::Error {
+                    kind: ErrorKind::Unavailable,
+                    message,
+                    ..
+                },
             ..
         })) => {
             return Err(ApiError::QueueUnavailable(message));
         }
-        Ok(Some(other)) => other.worker().to_string(),
+        Ok(Some(Numbered {
+            event: WorkerEvent::Error { message, .. },
+            ..
+        })) => {
+            return Err(ApiError::QueueUnavailable(message));
+        }
+        // Not the worker's first event: it went missing, and nothing can be streamed safely.
+        Ok(Some(_)) => {
+            return Err(ApiError::QueueUnavailable(
+                "the worker's first events went missing".into(),
+            ));
+        }
         Ok(None) => {
             return Err(ApiError::QueueUnavailable(
                 "event subscription closed".into(),
@@ -138,19 +164,18 @@ async fn handle(
         accepted_us = started.elapsed().as_micros() as u64,
         "job accepted"
     );
+    let request_id = job.request_id.clone();
     let relay = Relay::new(
         events,
-        state.bus.clone(),
-        job.request_id.clone(),
-        worker,
+        dispatch,
+        (worker, seq),
         started,
-        job.deadline,
         state.config.relay,
         permit,
     );
     metrics::counter!("sn1_api_requests_total", "endpoint" => endpoint_name(endpoint)).increment(1);
     if parsed.stream {
-        Ok(stream_response(relay, framing, &job.request_id))
+        Ok(stream_response(relay, framing, &request_id))
     } else {
         collect_response(relay).await
     }

@@ -9,7 +9,7 @@ use super::delivery::{Acker, AuditDelivery, JobDelivery};
 use super::headers::Headers;
 use super::streams::{AuditBatches, CancelStream, EventStream, JobStream, Jobs, MetagraphUpdates};
 use crate::audit::CompletionRecord;
-use crate::event::WorkerEvent;
+use crate::event::{Numbered, WorkerEvent};
 use crate::job::ChatJob;
 use crate::metagraph::MetagraphUpdated;
 use futures::StreamExt;
@@ -25,7 +25,7 @@ const BROADCAST_BUFFER: usize = 1024;
 const AUDIT_BUFFER: usize = 10_000;
 
 type Shared<T> = Arc<tokio::sync::Mutex<mpsc::Receiver<T>>>;
-type EventSenders = Arc<Mutex<HashMap<String, mpsc::Sender<WorkerEvent>>>>;
+type EventSenders = Arc<Mutex<HashMap<String, mpsc::Sender<Numbered>>>>;
 
 /// The in-process bus. Cheap to clone.
 #[derive(Clone)]
@@ -86,12 +86,17 @@ impl MemoryBus {
         EventStream(stream.boxed())
     }
 
-    pub(super) fn publish_event(&self, request_id: &str, event: &WorkerEvent) {
+    pub(super) fn publish_event(&self, request_id: &str, seq: u64, event: &WorkerEvent) {
         let tx = lock(&self.events).get(request_id).cloned();
         // Like core NATS: a gone or hopelessly slow reader (buffer full) loses the event rather
         // than stalling the worker that holds the job.
         if let Some(tx) = tx
-            && tx.try_send(event.clone()).is_err()
+            && tx
+                .try_send(Numbered {
+                    seq,
+                    event: event.clone(),
+                })
+                .is_err()
         {
             metrics::counter!("sn1_bus_events_dropped_total").increment(1);
         }

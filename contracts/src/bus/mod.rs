@@ -118,16 +118,17 @@ impl Bus {
         }
     }
 
-    /// Publishes one event of a job.
+    /// Publishes one event of a job, the `seq`-th this worker sent for it.
     pub async fn publish_event(
         &self,
         request_id: &str,
+        seq: u64,
         event: &WorkerEvent,
     ) -> Result<(), BusError> {
         match self {
-            Bus::Nats(b) => b.publish_event(request_id, event).await,
+            Bus::Nats(b) => b.publish_event(request_id, seq, event).await,
             Bus::Memory(b) => {
-                b.publish_event(request_id, event);
+                b.publish_event(request_id, seq, event);
                 Ok(())
             }
         }

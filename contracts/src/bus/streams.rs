@@ -3,18 +3,18 @@
 
 use super::BusError;
 use super::delivery::{AuditDelivery, JobDelivery};
-use crate::event::WorkerEvent;
+use crate::event::Numbered;
 use crate::metagraph::MetagraphUpdated;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::time::Duration;
 
-/// One job's events as they arrive.
-pub struct EventStream(pub(crate) BoxStream<'static, WorkerEvent>);
+/// One job's events as they arrive, numbered by their worker.
+pub struct EventStream(pub(crate) BoxStream<'static, Numbered>);
 
 impl EventStream {
     /// The next event; `None` when the subscription ended.
-    pub async fn next(&mut self) -> Option<WorkerEvent> {
+    pub async fn next(&mut self) -> Option<Numbered> {
         self.0.next().await
     }
 }

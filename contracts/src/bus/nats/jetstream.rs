@@ -2,12 +2,12 @@
 //! (workers → audit writers) — with one stream shape, one durable pull-consumer set-up and one
 //! publish path. A record or job is acked by its consumer only after its side effects.
 
+use super::intake::{Delivery, Intake};
 use super::{NatsBus, from_nats, to_nats};
 use crate::audit::CompletionRecord;
 use crate::bus::delivery::{Ack, Acker, AuditDelivery, JobDelivery};
 use crate::bus::headers::Headers;
 use crate::bus::streams::{AuditBatches, JobStream, Jobs};
-use super::intake::{Delivery, Intake};
 use crate::bus::{BusError, codec, unavailable};
 use crate::job::ChatJob;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
@@ -235,7 +235,7 @@ impl NatsBus {
         let payload = serde_json::to_vec(job).map_err(codec)?;
         self.publish_queued(
             self.subjects.jobs(),
-            &job.request_id,
+            &job.message_id(),
             payload,
             Some(headers),
         )

@@ -14,7 +14,7 @@ pub use subjects::Subjects;
 use super::headers::Headers;
 use super::streams::{CancelStream, EventStream, MetagraphUpdates};
 use super::{BusError, codec, unavailable};
-use crate::event::WorkerEvent;
+use crate::event::{NumberedRef, WorkerEvent};
 use crate::metagraph::MetagraphUpdated;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -95,9 +95,10 @@ impl NatsBus {
     pub(super) async fn publish_event(
         &self,
         request_id: &str,
+        seq: u64,
         event: &WorkerEvent,
     ) -> Result<(), BusError> {
-        let payload = serde_json::to_vec(event).map_err(codec)?;
+        let payload = serde_json::to_vec(&NumberedRef { seq, event }).map_err(codec)?;
         self.client
             .publish(self.subjects.events(request_id), payload.into())
             .await
@@ -141,7 +142,9 @@ impl NatsBus {
     pub(super) async fn flush(&self) -> Result<(), BusError> {
         tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush())
             .await
-            .map_err(|_| BusError::Unavailable(format!("NATS did not flush within {FLUSH_TIMEOUT:?}")))?
+            .map_err(|_| {
+                BusError::Unavailable(format!("NATS did not flush within {FLUSH_TIMEOUT:?}"))
+            })?
             .map_err(unavailable)
     }
 
