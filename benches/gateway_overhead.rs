@@ -6,6 +6,10 @@
 //! NATS JetStream (`NATS_URL`, default 127.0.0.1:4222). Run: `cargo bench --bench
 //! gateway_overhead` (add `-- --quick` for a short run). Under `cargo test` it runs one tiny
 //! round as a smoke test.
+//!
+//! Side by side with another build: `SN1_BASELINE_BIN=/path/to/old/sn1-gateway cargo bench
+//! --bench gateway_overhead` starts that build's api and worker too (same miners, own NATS
+//! prefix) and measures both in the same rounds, one row each.
 
 #![allow(
     clippy::unwrap_used,
@@ -81,8 +85,18 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn spawn(name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Child {
+    spawn_bin(Path::new(env!("CARGO_BIN_EXE_sn1-gateway")), name, args, env, logs)
+}
+
+fn spawn_bin(
+    bin: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    logs: &Path,
+) -> Child {
     let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sn1-gateway"));
+    let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -190,7 +204,6 @@ async fn main() {
     let levels: Vec<usize> = if benching { vec![1, 16, 64] } else { vec![1] };
     let rounds = if quick { 3 } else { 20 };
     let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let prefix = format!("bench{:08x}", rand::random::<u32>());
     let logs = tempfile::tempdir().expect("tempdir");
     let mg_path = logs.path().join("mg.json");
 
@@ -221,36 +234,28 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metagraph = Metagraph::load(&mg_path).expect("simnet metagraph");
-    let ops = free_port();
-    let worker = spawn(
-        "worker",
-        &["worker", "--wallet.ephemeral"],
-        &[
-            ("NATS_URL", nats.clone()),
-            ("NATS_PREFIX", prefix.clone()),
-            ("OPS_PORT", ops.to_string()),
-            ("METAGRAPH_FILE", mg_path.display().to_string()),
-            ("WORKER_CONCURRENCY", "128".into()),
-        ],
-        logs.path(),
-    );
-    let port = free_port();
-    let key = "bench-key".to_string();
-    let api = spawn(
-        "api",
-        &["api"],
-        &[
-            ("NATS_URL", nats.clone()),
-            ("NATS_PREFIX", prefix),
-            ("PORT", port.to_string()),
-            ("HOST", "127.0.0.1".into()),
-            ("EXPECTED_ACCESS_KEY", key.clone()),
-        ],
-        logs.path(),
-    );
-    wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
-    wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
-    let url = format!("http://127.0.0.1:{port}/chat");
+    let mut gateways = vec![
+        Gateway::start(
+            "this build",
+            Path::new(env!("CARGO_BIN_EXE_sn1-gateway")),
+            &nats,
+            &mg_path,
+            logs.path(),
+        )
+        .await,
+    ];
+    if let Ok(baseline) = std::env::var("SN1_BASELINE_BIN") {
+        gateways.push(
+            Gateway::start(
+                "baseline",
+                Path::new(&baseline),
+                &nats,
+                &mg_path,
+                logs.path(),
+            )
+            .await,
+        );
+    }
     let seed: [u8; 32] = rand::random();
     let hotkey = Hotkey::from_seed_hex(&format!("0x{}", hex::encode(seed))).expect("key");
     let dendrite = Dendrite::new(
@@ -280,9 +285,11 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("client");
-    // Warm up connections and caches on both paths.
+    // Warm up connections and caches on every path.
     for _ in 0..3 {
-        through_gateway(&client, &url, &key, 1).await;
+        for g in &gateways {
+            through_gateway(&client, &g.url, KEY, 1).await;
+        }
         direct(&dendrite, &targets[..1], &prompt).await;
     }
 
@@ -290,15 +297,12 @@ async fn main() {
         "miners: {MINERS} simulated (first byte {FIRST_BYTE_MS} ms, chunks {CHUNK_GAP_MS} ms apart), {rounds} requests per stream"
     );
     println!(
-        "| k | streams | direct TTFC p50/p99 ms | gateway TTFC p50/p99 ms | added TTFC p50/p99 ms | added total p50/p99 ms | CPU ms/stream api + worker |"
+        "| k | streams | build | direct TTFC p50/p99 ms | gateway TTFC p50/p99 ms | added TTFC p50/p99 ms | added total p50/p99 ms | CPU ms/stream api + worker |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    let api_pid = api.id().expect("api pid");
-    let worker_pid = worker.id().expect("worker pid");
+    println!("|---|---|---|---|---|---|---|---|");
     for k in [1usize, 5] {
         for &streams in &levels {
             let mut direct_samples = Vec::new();
-            let mut gateway_samples = Vec::new();
             // Direct, then through the gateway, with the same concurrency.
             let tasks: Vec<_> = (0..streams)
                 .map(|s| {
@@ -319,37 +323,41 @@ async fn main() {
             for t in tasks {
                 direct_samples.extend(t.await.expect("direct task"));
             }
-            let cpu_before = cpu_seconds(api_pid) + cpu_seconds(worker_pid);
-            let tasks: Vec<_> = (0..streams)
-                .map(|_| {
-                    let (c, u, key) = (client.clone(), url.clone(), key.clone());
-                    tokio::spawn(async move {
-                        let mut out = Vec::new();
-                        for _ in 0..rounds {
-                            out.push(through_gateway(&c, &u, &key, k).await);
-                        }
-                        out
-                    })
-                })
-                .collect();
-            for t in tasks {
-                gateway_samples.extend(t.await.expect("gateway task"));
-            }
-            let cpu = cpu_seconds(api_pid) + cpu_seconds(worker_pid) - cpu_before;
             let d = summarize(&direct_samples);
-            let g = summarize(&gateway_samples);
-            println!(
-                "| {k} | {streams} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} |",
-                ms(d[0]),
-                ms(d[1]),
-                ms(g[0]),
-                ms(g[1]),
-                signed_ms(g[0], d[0]),
-                signed_ms(g[1], d[1]),
-                signed_ms(g[2], d[2]),
-                signed_ms(g[3], d[3]),
-                cpu * 1e3 / gateway_samples.len() as f64,
-            );
+            for g in &gateways {
+                let cpu_before = g.cpu_seconds();
+                let tasks: Vec<_> = (0..streams)
+                    .map(|_| {
+                        let (c, u) = (client.clone(), g.url.clone());
+                        tokio::spawn(async move {
+                            let mut out = Vec::new();
+                            for _ in 0..rounds {
+                                out.push(through_gateway(&c, &u, KEY, k).await);
+                            }
+                            out
+                        })
+                    })
+                    .collect();
+                let mut gateway_samples = Vec::new();
+                for t in tasks {
+                    gateway_samples.extend(t.await.expect("gateway task"));
+                }
+                let cpu = g.cpu_seconds() - cpu_before;
+                let gs = summarize(&gateway_samples);
+                println!(
+                    "| {k} | {streams} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} |",
+                    g.label,
+                    ms(d[0]),
+                    ms(d[1]),
+                    ms(gs[0]),
+                    ms(gs[1]),
+                    signed_ms(gs[0], d[0]),
+                    signed_ms(gs[1], d[1]),
+                    signed_ms(gs[2], d[2]),
+                    signed_ms(gs[3], d[3]),
+                    cpu * 1e3 / gateway_samples.len() as f64,
+                );
+            }
         }
     }
     disconnect_to_close(&nats, logs.path(), if benching { 20 } else { 2 }).await;
@@ -439,4 +447,64 @@ async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
         ms(percentile(&closes, 0.5)),
         ms(*closes.last().expect("trials"))
     );
+}
+
+/// The api key every gateway of the benchmark expects.
+const KEY: &str = "bench-key";
+
+/// One build's api and worker, on their own NATS prefix, in front of the shared miners.
+struct Gateway {
+    label: &'static str,
+    url: String,
+    api: Child,
+    worker: Child,
+}
+
+impl Gateway {
+    async fn start(label: &'static str, bin: &Path, nats: &str, mg: &Path, logs: &Path) -> Self {
+        let prefix = format!("bench{:08x}", rand::random::<u32>());
+        let tag = label.replace(' ', "-");
+        let ops = free_port();
+        let worker = spawn_bin(
+            bin,
+            &format!("worker-{tag}"),
+            &["worker", "--wallet.ephemeral"],
+            &[
+                ("NATS_URL", nats.to_string()),
+                ("NATS_PREFIX", prefix.clone()),
+                ("OPS_PORT", ops.to_string()),
+                ("METAGRAPH_FILE", mg.display().to_string()),
+                ("WORKER_CONCURRENCY", "128".into()),
+            ],
+            logs,
+        );
+        let port = free_port();
+        let api = spawn_bin(
+            bin,
+            &format!("api-{tag}"),
+            &["api"],
+            &[
+                ("NATS_URL", nats.to_string()),
+                ("NATS_PREFIX", prefix),
+                ("PORT", port.to_string()),
+                ("HOST", "127.0.0.1".into()),
+                ("EXPECTED_ACCESS_KEY", KEY.to_string()),
+            ],
+            logs,
+        );
+        wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
+        wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
+        Gateway {
+            label,
+            url: format!("http://127.0.0.1:{port}/chat"),
+            api,
+            worker,
+        }
+    }
+
+    /// CPU seconds the api and worker processes have used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let pid = |c: &Child| c.id().expect("running");
+        cpu_seconds(pid(&self.api)) + cpu_seconds(pid(&self.worker))
+    }
 }

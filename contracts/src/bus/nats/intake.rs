@@ -7,6 +7,10 @@
 //! pull expired (~35 s seen). Here each worker owns its pull state: a pull is issued when the
 //! worker asks for a job, lives at most [`PULL_EXPIRES`], and is re-issued at once after every
 //! reconnect or when the server says it ended — so a lost pull costs at most a couple of seconds.
+//!
+//! Each pull is answered on its own subject (`<inbox>.<n>`): a job that arrives for a pull this
+//! worker already gave up on (it was re-issued after a reconnect while the server still held the
+//! old one) is handed back at once rather than held while the worker is busy.
 
 use crate::bus::BusError;
 use crate::bus::unavailable;
@@ -32,6 +36,8 @@ pub(crate) struct Intake {
     next_subject: String,
     inbox: String,
     sub: Subscriber,
+    /// Number of the current pull (its reply subject is `<inbox>.<n>`).
+    current: u64,
     /// Bumped on every (re)connect of the client.
     connects: watch::Receiver<u64>,
     /// When the outstanding pull expires, if one is outstanding.
@@ -55,12 +61,19 @@ impl Intake {
         connects: watch::Receiver<u64>,
     ) -> Result<Intake, BusError> {
         let inbox = client.new_inbox();
-        let sub = client.subscribe(inbox.clone()).await.map_err(unavailable)?;
+        let sub = client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(unavailable)?;
+        let mut connects = connects;
+        // The connection made so far is the one the first pull goes out on.
+        connects.borrow_and_update();
         Ok(Intake {
             js,
             next_subject: format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
             inbox,
             sub,
+            current: 0,
             connects,
             pending: None,
         })
@@ -77,6 +90,10 @@ impl Intake {
             tokio::select! {
                 msg = self.sub.next() => {
                     let Some(msg) = msg else { return Ok(Delivery::Closed) };
+                    if !self.is_current(&msg) {
+                        self.hand_back(msg).await;
+                        continue;
+                    }
                     match msg.status {
                         None | Some(StatusCode::OK) => {
                             // Batches are of one: this job used the pull.
@@ -118,21 +135,35 @@ impl Intake {
                 _ = tokio::time::sleep_until(until) => break,
             };
             let Some(msg) = msg else { break };
+            let current = self.is_current(&msg);
             match msg.status {
-                None | Some(StatusCode::OK) => {
-                    let job = jetstream::Message {
-                        message: msg,
-                        context: self.js.clone(),
-                    };
-                    if let Err(e) = job.ack_with(jetstream::AckKind::Nak(None)).await {
-                        tracing::warn!(error = %e, "could not hand back a job while draining");
-                    }
-                }
                 Some(StatusCode::IDLE_HEARTBEAT) => {}
-                Some(_) => break,
+                // The current pull ended.
+                Some(_) if current => break,
+                _ => self.hand_back(msg).await,
             }
         }
         let _ = self.sub.unsubscribe().await;
+    }
+
+    /// Whether `msg` answers the current pull.
+    fn is_current(&self, msg: &async_nats::Message) -> bool {
+        msg.subject.as_str().rsplit('.').next() == Some(self.current.to_string().as_str())
+    }
+
+    /// Gives a job this worker will not run back to the queue at once (statuses are dropped).
+    async fn hand_back(&self, msg: async_nats::Message) {
+        if !matches!(msg.status, None | Some(StatusCode::OK)) {
+            return;
+        }
+        metrics::counter!("sn1_worker_jobs_handed_back_total").increment(1);
+        let job = jetstream::Message {
+            message: msg,
+            context: self.js.clone(),
+        };
+        if let Err(e) = job.ack_with(jetstream::AckKind::Nak(None)).await {
+            tracing::warn!(error = %e, "could not hand a job back to the queue");
+        }
     }
 
     /// Asks the server for one job on this worker's inbox.
@@ -141,11 +172,12 @@ impl Intake {
             "batch": 1,
             "expires": PULL_EXPIRES.as_nanos() as u64,
         });
+        self.current += 1;
         self.js
             .client()
             .publish_with_reply(
                 self.next_subject.clone(),
-                self.inbox.clone(),
+                format!("{}.{}", self.inbox, self.current),
                 request.to_string().into(),
             )
             .await
