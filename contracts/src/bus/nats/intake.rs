@@ -8,9 +8,9 @@
 //! worker asks for a job, lives at most [`PULL_EXPIRES`], and is re-issued at once after every
 //! reconnect or when the server says it ended — so a lost pull costs at most a couple of seconds.
 //!
-//! Each pull is answered on its own subject (`<inbox>.<n>`): a job that arrives for a pull this
-//! worker already gave up on (it was re-issued after a reconnect while the server still held the
-//! old one) is handed back at once rather than held while the worker is busy.
+//! Each pull is answered on a subscription of its own (`<inbox>.<n>`): a job that arrives for a
+//! pull this worker already gave up on (re-issued after a reconnect while the server still held
+//! the old one) is handed back at once rather than held while the worker is busy.
 
 use crate::bus::BusError;
 use crate::bus::unavailable;
@@ -31,25 +31,33 @@ const PULL_SLACK: Duration = Duration::from_millis(500);
 
 /// The pull requests and inbox of one worker.
 pub(crate) struct Intake {
+    client: async_nats::Client,
     js: jetstream::Context,
     /// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`.
     next_subject: String,
     inbox: String,
-    sub: Subscriber,
-    /// Number of the current pull (its reply subject is `<inbox>.<n>`).
-    current: u64,
+    /// Number of the latest pull (its reply subject is `<inbox>.<n>`).
+    pulls: u64,
+    /// The outstanding pull: its subscription and when it expires.
+    pending: Option<(Subscriber, Instant)>,
     /// Bumped on every (re)connect of the client.
     connects: watch::Receiver<u64>,
-    /// When the outstanding pull expires, if one is outstanding.
-    pending: Option<Instant>,
 }
 
 /// What arrived on the inbox.
 pub(crate) enum Delivery {
     /// A job message.
     Job(Box<jetstream::Message>),
-    /// Nothing arrives: the connection is gone and the subscription ended.
+    /// Nothing arrives: the connection is gone for good.
     Closed,
+}
+
+/// Why the outstanding pull is given up.
+enum Ended {
+    /// The server ended it (or it delivered its job): nothing more can arrive on it.
+    ByServer,
+    /// We stopped waiting (reconnect, no answer in time): the server may still answer it.
+    ByUs,
 }
 
 impl Intake {
@@ -60,22 +68,17 @@ impl Intake {
         consumer: &str,
         connects: watch::Receiver<u64>,
     ) -> Result<Intake, BusError> {
-        let inbox = client.new_inbox();
-        let sub = client
-            .subscribe(format!("{inbox}.*"))
-            .await
-            .map_err(unavailable)?;
         let mut connects = connects;
         // The connection made so far is the one the first pull goes out on.
         connects.borrow_and_update();
         Ok(Intake {
+            client: client.clone(),
             js,
             next_subject: format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
-            inbox,
-            sub,
-            current: 0,
-            connects,
+            inbox: client.new_inbox(),
+            pulls: 0,
             pending: None,
+            connects,
         })
     }
 
@@ -86,18 +89,20 @@ impl Intake {
             if self.pending.is_none() {
                 self.pull().await?;
             }
-            let lost_at = self.pending.map_or_else(Instant::now, |e| e + PULL_SLACK);
+            let Some((sub, expires)) = self.pending.as_mut() else {
+                continue;
+            };
+            let lost_at = *expires + PULL_SLACK;
             tokio::select! {
-                msg = self.sub.next() => {
-                    let Some(msg) = msg else { return Ok(Delivery::Closed) };
-                    if !self.is_current(&msg) {
-                        self.hand_back(msg).await;
-                        continue;
-                    }
+                msg = sub.next() => {
+                    let Some(msg) = msg else {
+                        self.end(Ended::ByServer);
+                        return Ok(Delivery::Closed);
+                    };
                     match msg.status {
                         None | Some(StatusCode::OK) => {
                             // Batches are of one: this job used the pull.
-                            self.pending = None;
+                            self.end(Ended::ByServer);
                             let context = self.js.clone();
                             return Ok(Delivery::Job(Box::new(jetstream::Message { message: msg, context })));
                         }
@@ -106,83 +111,89 @@ impl Intake {
                         // or anything else: this pull is over.
                         Some(status) => {
                             tracing::debug!(%status, "pull ended without a job");
-                            self.pending = None;
+                            self.end(Ended::ByServer);
                         }
                     }
                 }
                 _ = tokio::time::sleep_until(lost_at) => {
                     metrics::counter!("sn1_worker_pulls_lost_total").increment(1);
-                    self.pending = None;
+                    self.end(Ended::ByUs);
                 }
                 changed = self.connects.changed() => {
                     if changed.is_err() {
                         return Ok(Delivery::Closed);
                     }
                     // A new connection: whatever the old one had outstanding may be gone.
-                    self.pending = None;
+                    self.end(Ended::ByUs);
                 }
             }
         }
     }
 
-    /// Stops taking jobs: waits for the outstanding pull to end (at most its expiry) and hands
-    /// back at once, for another worker, every job that still arrives.
+    /// Stops taking jobs: the outstanding pull is let go and every job that still arrives for
+    /// it is handed back at once, for another worker.
     pub(crate) async fn release(mut self) {
-        let until = self.pending.map_or_else(Instant::now, |e| e + PULL_SLACK);
-        loop {
-            let msg = tokio::select! {
-                msg = self.sub.next() => msg,
-                _ = tokio::time::sleep_until(until) => break,
-            };
-            let Some(msg) = msg else { break };
-            let current = self.is_current(&msg);
-            match msg.status {
-                Some(StatusCode::IDLE_HEARTBEAT) => {}
-                // The current pull ended.
-                Some(_) if current => break,
-                _ => self.hand_back(msg).await,
-            }
+        if let Some((sub, expires)) = self.pending.take() {
+            hand_back_until(sub, self.js.clone(), expires + PULL_SLACK).await;
         }
-        let _ = self.sub.unsubscribe().await;
     }
 
-    /// Whether `msg` answers the current pull.
-    fn is_current(&self, msg: &async_nats::Message) -> bool {
-        msg.subject.as_str().rsplit('.').next() == Some(self.current.to_string().as_str())
-    }
-
-    /// Gives a job this worker will not run back to the queue at once (statuses are dropped).
-    async fn hand_back(&self, msg: async_nats::Message) {
-        if !matches!(msg.status, None | Some(StatusCode::OK)) {
+    /// Gives up the outstanding pull. One the server may still answer keeps its subscription
+    /// until it expires, handing back whatever arrives.
+    fn end(&mut self, how: Ended) {
+        let Some((sub, expires)) = self.pending.take() else {
             return;
-        }
-        metrics::counter!("sn1_worker_jobs_handed_back_total").increment(1);
-        let job = jetstream::Message {
-            message: msg,
-            context: self.js.clone(),
         };
-        if let Err(e) = job.ack_with(jetstream::AckKind::Nak(None)).await {
-            tracing::warn!(error = %e, "could not hand a job back to the queue");
+        if let Ended::ByUs = how {
+            tokio::spawn(hand_back_until(sub, self.js.clone(), expires + PULL_SLACK));
         }
     }
 
-    /// Asks the server for one job on this worker's inbox.
+    /// Asks the server for one job, answered on a subject of this pull's own.
     async fn pull(&mut self) -> Result<(), BusError> {
+        self.pulls += 1;
+        let reply = format!("{}.{}", self.inbox, self.pulls);
+        let sub = self
+            .client
+            .subscribe(reply.clone())
+            .await
+            .map_err(unavailable)?;
         let request = serde_json::json!({
             "batch": 1,
             "expires": PULL_EXPIRES.as_nanos() as u64,
         });
-        self.current += 1;
-        self.js
-            .client()
-            .publish_with_reply(
-                self.next_subject.clone(),
-                format!("{}.{}", self.inbox, self.current),
-                request.to_string().into(),
-            )
+        self.client
+            .publish_with_reply(self.next_subject.clone(), reply, request.to_string().into())
             .await
             .map_err(unavailable)?;
-        self.pending = Some(Instant::now() + PULL_EXPIRES);
+        self.pending = Some((sub, Instant::now() + PULL_EXPIRES));
         Ok(())
     }
+}
+
+/// Hands back (naks, for immediate redelivery) every job that arrives on `sub` until the pull
+/// ends or `until`, then unsubscribes.
+async fn hand_back_until(mut sub: Subscriber, js: jetstream::Context, until: Instant) {
+    loop {
+        let msg = tokio::select! {
+            msg = sub.next() => msg,
+            _ = tokio::time::sleep_until(until) => break,
+        };
+        let Some(msg) = msg else { break };
+        match msg.status {
+            None | Some(StatusCode::OK) => {
+                metrics::counter!("sn1_worker_jobs_handed_back_total").increment(1);
+                let job = jetstream::Message {
+                    message: msg,
+                    context: js.clone(),
+                };
+                if let Err(e) = job.ack_with(jetstream::AckKind::Nak(None)).await {
+                    tracing::warn!(error = %e, "could not hand a job back to the queue");
+                }
+            }
+            Some(StatusCode::IDLE_HEARTBEAT) => {}
+            Some(_) => break,
+        }
+    }
+    let _ = sub.unsubscribe().await;
 }
