@@ -56,6 +56,7 @@ both_backends!(
     auth_and_validation_errors,
     a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_errors,
     client_disconnect_closes_the_miner_connections,
+    a_long_answer_arrives_whole,
 );
 
 /// Miners that stream `words` five-character chunks, `gap_ms` apart: a long-running answer.
@@ -210,6 +211,32 @@ async fn k_and_exclude_are_respected(backend: Backend) {
     let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
     assert_eq!(out.status, 422);
     assert_eq!(out.events[0]["error"]["type"], "unprocessable");
+}
+
+/// 20,000 words through `/echo` (20,000 chunk events, far more than any event buffer): the
+/// answer is complete in both modes — a slow reader holds the worker back, it never loses
+/// events and still answers 200.
+async fn a_long_answer_arrives_whole(backend: Backend) {
+    let fleet = fleet_of(1, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start_on(backend, "longecho", &mg, &[]).await;
+    let words: String = (0..20_000).map(|i| format!("w{i} ")).collect();
+    let r = reqwest::Client::new()
+        .post(stack.api(0, "/echo"))
+        .header("api_key", &stack.key)
+        .json(&json!({"roles": ["user"], "messages": [words], "stream": false, "timeout": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", stack.logs());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["completion"].as_str().map(str::len),
+        Some(words.len()),
+        "the echo came back short"
+    );
+    assert_eq!(body["completion"], words.as_str());
 }
 
 async fn auth_and_validation_errors(backend: Backend) {

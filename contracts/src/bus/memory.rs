@@ -1,7 +1,8 @@
 //! The in-process bus of standalone mode: a bounded job queue, per-request event channels,
 //! broadcasts for cancels and metagraph notices, and a bounded audit queue — with the semantics
 //! the NATS bus gives the api and the worker (a full queue is refused, events of a request
-//! nobody waits for are dropped). Nothing survives the process, which standalone mode accepts:
+//! nobody waits for are dropped), except that a slow reader holds its worker back rather than
+//! losing events. Nothing survives the process, which standalone mode accepts:
 //! api and worker die together.
 
 use super::BusError;
@@ -17,8 +18,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 
-/// Events buffered per request before the worker's events are dropped (a hopelessly slow reader).
+/// Events buffered per request; beyond, the worker waits for the reader (backpressure).
 const EVENT_BUFFER: usize = 1024;
+/// A reader this far behind is hopeless: its events are dropped, and the gap in their numbers
+/// ends its answer with an error.
+const EVENT_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Cancels and metagraph notices buffered per subscriber (a lagging one skips the oldest).
 const BROADCAST_BUFFER: usize = 1024;
 /// Audit records held while the writer is behind (then publishing is refused and counted).
@@ -86,18 +90,17 @@ impl MemoryBus {
         EventStream(stream.boxed())
     }
 
-    pub(super) fn publish_event(&self, request_id: &str, seq: u64, event: &WorkerEvent) {
+    pub(super) async fn publish_event(&self, request_id: &str, seq: u64, event: &WorkerEvent) {
         let tx = lock(&self.events).get(request_id).cloned();
-        // Like core NATS: a gone or hopelessly slow reader (buffer full) loses the event rather
-        // than stalling the worker that holds the job.
-        if let Some(tx) = tx
-            && tx
-                .try_send(Numbered {
-                    seq,
-                    event: event.clone(),
-                })
-                .is_err()
-        {
+        let Some(tx) = tx else {
+            // Nobody waits for this request (any more): like core NATS, the event goes nowhere.
+            return;
+        };
+        let event = Numbered {
+            seq,
+            event: event.clone(),
+        };
+        if tx.send_timeout(event, EVENT_STALL).await.is_err() {
             metrics::counter!("sn1_bus_events_dropped_total").increment(1);
         }
     }

@@ -128,7 +128,7 @@ impl Bus {
         match self {
             Bus::Nats(b) => b.publish_event(request_id, seq, event).await,
             Bus::Memory(b) => {
-                b.publish_event(request_id, seq, event);
+                b.publish_event(request_id, seq, event).await;
                 Ok(())
             }
         }
