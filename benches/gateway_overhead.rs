@@ -85,16 +85,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn spawn(name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Child {
-    spawn_bin(Path::new(env!("CARGO_BIN_EXE_sn1-gateway")), name, args, env, logs)
+    spawn_bin(
+        Path::new(env!("CARGO_BIN_EXE_sn1-gateway")),
+        name,
+        args,
+        env,
+        logs,
+    )
 }
 
-fn spawn_bin(
-    bin: &Path,
-    name: &str,
-    args: &[&str],
-    env: &[(&str, String)],
-    logs: &Path,
-) -> Child {
+fn spawn_bin(bin: &Path, name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Child {
     let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
     let mut cmd = Command::new(bin);
     cmd.args(args)
