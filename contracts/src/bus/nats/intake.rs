@@ -1,11 +1,11 @@
-//! A worker's job intake: its own pull requests on the shared durable consumer, one job at a
-//! time, answered on its own inbox.
+//! A consumer's intake from a shared durable consumer (a worker's jobs, one at a time; an audit
+//! writer's records, a batch at a time): pull requests of its own, answered on its own inbox.
 //!
 //! Why not the client library's pull stream: that stream re-sends its pull request after a
 //! reconnect only when the consumer-wide count of waiting pulls is zero, so with several workers
 //! on one consumer, one worker's pending pull hid another's loss and intake stalled until the
 //! pull expired (~35 s seen). Here each worker owns its pull state: a pull is issued when the
-//! worker asks for a job, lives at most [`PULL_EXPIRES`], and is re-issued at once after every
+//! consumer asks for a message, lives at most [`PULL_EXPIRES`], and is re-issued at once after every
 //! reconnect or when the server says it ended — so a lost pull costs at most a couple of seconds.
 //!
 //! Each pull is answered on a subscription of its own (`<inbox>.<n>`): a job that arrives for a
@@ -36,6 +36,10 @@ pub(crate) struct Intake {
     /// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`.
     next_subject: String,
     inbox: String,
+    /// Messages asked for per pull.
+    batch: usize,
+    /// Messages received for the outstanding pull.
+    received: usize,
     /// Number of the latest pull (its reply subject is `<inbox>.<n>`).
     pulls: u64,
     /// The outstanding pull: its subscription and when it expires.
@@ -46,15 +50,15 @@ pub(crate) struct Intake {
 
 /// What arrived on the inbox.
 pub(crate) enum Delivery {
-    /// A job message.
-    Job(Box<jetstream::Message>),
+    /// A message of the queue (a job, an audit record).
+    Message(Box<jetstream::Message>),
     /// Nothing arrives: the connection is gone for good.
     Closed,
 }
 
 /// Why the outstanding pull is given up.
 enum Ended {
-    /// The server ended it (or it delivered its job): nothing more can arrive on it.
+    /// The server ended it (or it delivered all it was asked for): nothing more can arrive.
     ByServer,
     /// We stopped waiting (reconnect, no answer in time): the server may still answer it.
     ByUs,
@@ -66,6 +70,7 @@ impl Intake {
         js: jetstream::Context,
         stream: &str,
         consumer: &str,
+        batch: usize,
         connects: watch::Receiver<u64>,
     ) -> Result<Intake, BusError> {
         let mut connects = connects;
@@ -76,14 +81,16 @@ impl Intake {
             js,
             next_subject: format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
             inbox: client.new_inbox(),
+            batch: batch.max(1),
+            received: 0,
             pulls: 0,
             pending: None,
             connects,
         })
     }
 
-    /// The next job: issues a pull when none is outstanding and waits for a job, re-pulling
-    /// whenever the pull ends without one (expired, lost with a reconnect).
+    /// The next message: issues a pull when none is outstanding and waits, re-pulling whenever
+    /// the pull ends (used up, expired, lost with a reconnect).
     pub(crate) async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             if self.pending.is_none() {
@@ -101,22 +108,25 @@ impl Intake {
                     };
                     match msg.status {
                         None | Some(StatusCode::OK) => {
-                            // Batches are of one: this job used the pull.
-                            self.end(Ended::ByServer);
+                            self.received += 1;
+                            if self.received == self.batch {
+                                // The pull is used up.
+                                self.end(Ended::ByServer);
+                            }
                             let context = self.js.clone();
-                            return Ok(Delivery::Job(Box::new(jetstream::Message { message: msg, context })));
+                            return Ok(Delivery::Message(Box::new(jetstream::Message { message: msg, context })));
                         }
                         Some(StatusCode::IDLE_HEARTBEAT) => {}
                         // Expired (408), ended by the server (409: e.g. the consumer changed),
                         // or anything else: this pull is over.
                         Some(status) => {
-                            tracing::debug!(%status, "pull ended without a job");
+                            tracing::debug!(%status, "pull ended");
                             self.end(Ended::ByServer);
                         }
                     }
                 }
                 _ = tokio::time::sleep_until(lost_at) => {
-                    metrics::counter!("sn1_worker_pulls_lost_total").increment(1);
+                    metrics::counter!("sn1_bus_pulls_lost_total").increment(1);
                     self.end(Ended::ByUs);
                 }
                 changed = self.connects.changed() => {
@@ -130,7 +140,7 @@ impl Intake {
         }
     }
 
-    /// Stops taking jobs: the outstanding pull is let go and every job that still arrives for
+    /// Stops taking messages: the outstanding pull is let go and every one that still arrives for
     /// it is handed back at once, for another worker.
     pub(crate) async fn release(mut self) {
         if let Some((sub, expires)) = self.pending.take() {
@@ -149,7 +159,7 @@ impl Intake {
         }
     }
 
-    /// Asks the server for one job, answered on a subject of this pull's own.
+    /// Asks the server for a batch, answered on a subject of this pull's own.
     async fn pull(&mut self) -> Result<(), BusError> {
         self.pulls += 1;
         let reply = format!("{}.{}", self.inbox, self.pulls);
@@ -159,7 +169,7 @@ impl Intake {
             .await
             .map_err(unavailable)?;
         let request = serde_json::json!({
-            "batch": 1,
+            "batch": self.batch,
             "expires": PULL_EXPIRES.as_nanos() as u64,
         });
         self.client
@@ -167,11 +177,12 @@ impl Intake {
             .await
             .map_err(unavailable)?;
         self.pending = Some((sub, Instant::now() + PULL_EXPIRES));
+        self.received = 0;
         Ok(())
     }
 }
 
-/// Hands back (naks, for immediate redelivery) every job that arrives on `sub` until the pull
+/// Hands back (naks, for immediate redelivery) every message that arrives on `sub` until the pull
 /// ends or `until`, then unsubscribes.
 async fn hand_back_until(mut sub: Subscriber, js: jetstream::Context, until: Instant) {
     loop {
@@ -182,13 +193,13 @@ async fn hand_back_until(mut sub: Subscriber, js: jetstream::Context, until: Ins
         let Some(msg) = msg else { break };
         match msg.status {
             None | Some(StatusCode::OK) => {
-                metrics::counter!("sn1_worker_jobs_handed_back_total").increment(1);
+                metrics::counter!("sn1_bus_messages_handed_back_total").increment(1);
                 let job = jetstream::Message {
                     message: msg,
                     context: js.clone(),
                 };
                 if let Err(e) = job.ack_with(jetstream::AckKind::Nak(None)).await {
-                    tracing::warn!(error = %e, "could not hand a job back to the queue");
+                    tracing::warn!(error = %e, "could not hand a message back to the queue");
                 }
             }
             Some(StatusCode::IDLE_HEARTBEAT) => {}

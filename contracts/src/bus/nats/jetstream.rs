@@ -182,21 +182,18 @@ impl NatsBus {
             .map_err(unavailable)
     }
 
-    /// The durable consumer of `queue`, as a stream of messages pulled `batch` at a time.
-    async fn pull(
-        &self,
-        queue: &WorkQueue,
-        batch: usize,
-    ) -> Result<consumer::pull::Stream, BusError> {
-        self.consumer(queue)
-            .await?
-            .stream()
-            .max_messages_per_batch(batch.max(1))
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(unavailable)
+    /// This process's [`Intake`] on the durable consumer of `queue`, `batch` messages per pull.
+    async fn intake(&self, queue: &WorkQueue, batch: usize) -> Result<Intake, BusError> {
+        self.consumer(queue).await?;
+        Intake::open(
+            &self.client,
+            self.js.clone(),
+            &queue.stream.name,
+            &queue.consumer,
+            batch,
+            self.connects.clone(),
+        )
+        .await
     }
 
     /// Publishes to a work queue and waits for the broker's ack. `id` is the message id, so a
@@ -244,16 +241,7 @@ impl NatsBus {
 
     /// This worker's intake on the shared job consumer (see [`super::intake`]).
     pub(crate) async fn job_stream(&self) -> Result<JobStream, BusError> {
-        let queue = self.jobs_queue();
-        self.consumer(&queue).await?;
-        let intake = Intake::open(
-            &self.client,
-            self.js.clone(),
-            &queue.stream.name,
-            &queue.consumer,
-            self.connects.clone(),
-        )
-        .await?;
+        let intake = self.intake(&self.jobs_queue(), 1).await?;
         Ok(JobStream(Jobs::Nats(Box::new(NatsJobs { intake }))))
     }
 
@@ -277,9 +265,13 @@ impl NatsBus {
     /// The audit writers' durable consumer, delivering up to `batch` records per pull.
     pub(crate) async fn audit_batches(&self, batch: usize) -> Result<AuditBatches, BusError> {
         let batch = batch.max(1);
-        let messages = self.pull(&self.audit_queue(batch), batch).await?;
-        let records = messages.map(|msg| {
-            let msg = msg.map_err(unavailable)?;
+        let intake = self.intake(&self.audit_queue(batch), batch).await?;
+        let records = futures::stream::unfold(intake, |mut intake| async move {
+            let msg = match intake.next().await {
+                Ok(Delivery::Message(msg)) => msg,
+                Ok(Delivery::Closed) => return None,
+                Err(e) => return Some((Err(e), intake)),
+            };
             let record = match serde_json::from_slice::<CompletionRecord>(&msg.payload) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -287,10 +279,11 @@ impl NatsBus {
                     None
                 }
             };
-            Ok(AuditDelivery {
+            let delivery = AuditDelivery {
                 record,
-                acker: Acker::Nats(Box::new(msg)),
-            })
+                acker: Acker::Nats(msg),
+            };
+            Some((Ok(delivery), intake))
         });
         Ok(AuditBatches {
             records: records.boxed(),
@@ -329,7 +322,7 @@ impl NatsJobs {
     /// reported as an error.
     pub(crate) async fn next(&mut self) -> Option<Result<JobDelivery, BusError>> {
         let msg = match self.intake.next().await {
-            Ok(Delivery::Job(msg)) => msg,
+            Ok(Delivery::Message(msg)) => msg,
             Ok(Delivery::Closed) => return None,
             Err(e) => return Some(Err(e)),
         };
