@@ -532,3 +532,456 @@ pub async fn remove_stale_test_streams() {
         }
     }
 }
+
+// ---- Fault tests: a NATS server of the test's own, signals, and clients that survive a cut.
+
+/// The `nats-server` binary (`NATS_SERVER`, or the Debian package's path, or `$PATH`).
+pub fn nats_server_bin() -> String {
+    std::env::var("NATS_SERVER").unwrap_or_else(|_| {
+        if Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server".into()
+        } else {
+            "nats-server".into()
+        }
+    })
+}
+
+/// A `nats-server -js` the test owns, on its own port and store directory, so the test may
+/// kill and restart it (never the shared one on 4222). Killed when dropped.
+pub struct OwnedNats {
+    pub port: u16,
+    pub store: tempfile::TempDir,
+    pub log: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnedNats {
+    /// Starts a server and waits until JetStream answers (at most 15 s).
+    pub async fn start(tag: &str) -> OwnedNats {
+        let mut nats = OwnedNats {
+            port: free_port(),
+            store: tempfile::tempdir().expect("nats store dir"),
+            log: log_dir().join(format!("{tag}-{:08x}-nats.log", rand::random::<u32>())),
+            child: None,
+        };
+        nats.start_again().await;
+        nats
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and store directory; returns when JetStream
+    /// answers (at most 15 s), with the instant it did.
+    pub async fn start_again(&mut self) -> Instant {
+        assert!(self.child.is_none(), "nats-server already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("nats log");
+        let child = std::process::Command::new(nats_server_bin())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("nats log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if self.jetstream_answers().await {
+                return Instant::now();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "own nats-server on {} not ready: {}",
+                self.port,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// True when the server answers a JetStream account-info request.
+    async fn jetstream_answers(&self) -> bool {
+        let attempt = async {
+            let client = async_nats::connect(self.url()).await.ok()?;
+            let reply = client.request("$JS.API.INFO", "".into()).await.ok()?;
+            let info: Value = serde_json::from_slice(&reply.payload).ok()?;
+            Some(info.get("error").is_none() && info.get("memory").is_some())
+        };
+        tokio::time::timeout(Duration::from_secs(1), attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    /// SIGKILLs the server and reaps it; returns the instant it was killed.
+    pub fn kill(&mut self) -> Instant {
+        let mut child = self.child.take().expect("nats-server not running");
+        let at = Instant::now();
+        let _ = child.kill();
+        let _ = child.wait();
+        at
+    }
+}
+
+impl Drop for OwnedNats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `signal` (`KILL`, `TERM`, `STOP`, `CONT`, …) to `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The sum of the samples of `name` whose labels contain `label` ("" for all) on a
+/// Prometheus `/metrics` page; `None` when the page is unreachable or has no such sample.
+pub async fn metric(url: &str, name: &str, label: &str) -> Option<f64> {
+    let text = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter(|l| l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// How a stream observed by [`observe_ndjson`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The body ended cleanly (EOF).
+    Eof,
+    /// The connection broke mid-body.
+    Broken(String),
+    /// No response at all (connection refused or reset before the headers).
+    NoResponse(String),
+    /// Still open after the time the caller allowed.
+    GaveUp,
+}
+
+/// One request as a client saw it, with when each event arrived.
+#[derive(Debug)]
+pub struct Observed {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub sent_at: Instant,
+    pub events: Vec<(Instant, Value)>,
+    pub end: StreamEnd,
+    pub ended_at: Instant,
+}
+
+impl Observed {
+    /// The concatenated deltas.
+    pub fn text(&self) -> String {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| e["delta"].as_str())
+            .collect()
+    }
+
+    /// When the first non-empty delta arrived.
+    pub fn first_chunk_at(&self) -> Option<Instant> {
+        self.events
+            .iter()
+            .find(|(_, e)| e["delta"].as_str().is_some_and(|d| !d.is_empty()))
+            .map(|(at, _)| *at)
+    }
+
+    /// The last event and when it arrived.
+    pub fn last(&self) -> Option<&(Instant, Value)> {
+        self.events.last()
+    }
+}
+
+/// POSTs `body` to `url` and reads the NDJSON answer like a client that tolerates a broken
+/// connection: never panics on a cut, gives up after `give_up` (a test must end by itself).
+/// A non-200 answer's JSON body becomes the one event.
+pub async fn observe_ndjson(url: &str, key: &str, body: &Value, give_up: Duration) -> Observed {
+    let sent_at = Instant::now();
+    let until = tokio::time::Instant::now() + give_up;
+    let mut out = Observed {
+        status: 0,
+        request_id: None,
+        sent_at,
+        events: Vec::new(),
+        end: StreamEnd::GaveUp,
+        ended_at: sent_at,
+    };
+    let request = reqwest::Client::new()
+        .post(url)
+        .header("api_key", key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send();
+    let response = match tokio::time::timeout_at(until, request).await {
+        Err(_) => {
+            out.ended_at = Instant::now();
+            return out;
+        }
+        Ok(Err(e)) => {
+            out.end = StreamEnd::NoResponse(e.to_string());
+            out.ended_at = Instant::now();
+            return out;
+        }
+        Ok(Ok(r)) => r,
+    };
+    out.status = response.status().as_u16();
+    out.request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut stream = response.bytes_stream();
+    let mut buf = Vec::new();
+    loop {
+        match tokio::time::timeout_at(until, stream.next()).await {
+            Err(_) => {
+                out.end = StreamEnd::GaveUp;
+                break;
+            }
+            Ok(None) => {
+                out.end = StreamEnd::Eof;
+                break;
+            }
+            Ok(Some(Err(e))) => {
+                out.end = StreamEnd::Broken(e.to_string());
+                break;
+            }
+            Ok(Some(Ok(bytes))) => {
+                let at = Instant::now();
+                buf.extend_from_slice(&bytes);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let line = String::from_utf8_lossy(&line[..line.len() - 1]).to_string();
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let value = serde_json::from_str(&line)
+                        .unwrap_or_else(|_| Value::String(format!("unparsable line: {line}")));
+                    out.events.push((at, value));
+                }
+            }
+        }
+    }
+    out.ended_at = Instant::now();
+    if !buf.is_empty() {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| Value::String(format!("partial line: {text}")));
+        out.events.push((out.ended_at, value));
+    }
+    out
+}
+
+/// One gateway process of an [`OwnedStack`] and the port it serves on (the api's `PORT`, the
+/// worker's `OPS_PORT`).
+pub struct Role {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Role {
+    /// Its process id (`None` once reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.child.id()
+    }
+
+    /// Sends `signal` to it.
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.pid().expect("process still running"), signal);
+    }
+
+    /// Waits at most `within` for it to exit.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.proc.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// api and worker processes over a NATS server the test owns, any of which the test may
+/// signal, kill or add to while it runs.
+pub struct OwnedStack {
+    pub nats: OwnedNats,
+    pub prefix: String,
+    pub key: String,
+    pub metagraph: PathBuf,
+    pub worker_env: Vec<(String, String)>,
+    pub api_env: Vec<(String, String)>,
+    pub apis: Vec<Role>,
+    pub workers: Vec<Role>,
+}
+
+fn borrowed(env: &[(String, String)]) -> Vec<(&str, String)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+}
+
+impl OwnedStack {
+    /// Its own NATS server, then `workers` workers and `apis` apis over `metagraph`, each
+    /// ready.
+    pub async fn start(
+        tag: &str,
+        metagraph: &Path,
+        apis: usize,
+        workers: usize,
+        worker_env: &[(&str, String)],
+        api_env: &[(&str, String)],
+    ) -> OwnedStack {
+        let nats = OwnedNats::start(tag).await;
+        let prefix = unique_prefix(tag);
+        let mut stack = OwnedStack {
+            nats,
+            key: format!("key-{prefix}"),
+            prefix,
+            metagraph: metagraph.to_path_buf(),
+            worker_env: worker_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            api_env: api_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            apis: Vec::new(),
+            workers: Vec::new(),
+        };
+        for _ in 0..workers {
+            stack.add_worker().await;
+        }
+        for _ in 0..apis {
+            stack.add_api().await;
+        }
+        stack
+    }
+
+    /// Starts one more worker and waits until it is ready; returns its index.
+    pub async fn add_worker(&mut self) -> usize {
+        let i = self.workers.len();
+        let ops = free_port();
+        let mut env = vec![
+            ("NATS_URL", self.nats.url()),
+            ("NATS_PREFIX", self.prefix.clone()),
+            ("OPS_PORT", ops.to_string()),
+            ("METAGRAPH_FILE", self.metagraph.display().to_string()),
+            ("BT_WALLET_PATH", wallets().display().to_string()),
+            ("BT_WALLET_NAME", "sn1-validator".into()),
+            ("BT_WALLET_HOTKEY", "default".into()),
+            ("AUDIT_STREAM_MAX_BYTES", (64u64 << 20).to_string()),
+        ];
+        env.extend(borrowed(&self.worker_env));
+        let proc = Proc::start(&format!("{}-worker{i}", self.prefix), &["worker"], &env);
+        wait_ok(
+            &format!("http://127.0.0.1:{ops}/readyz"),
+            Duration::from_secs(30),
+        )
+        .await;
+        self.workers.push(Role { proc, port: ops });
+        i
+    }
+
+    /// Starts one more api and waits until it is ready; returns its index.
+    pub async fn add_api(&mut self) -> usize {
+        let i = self.apis.len();
+        let port = free_port();
+        let mut env = vec![
+            ("NATS_URL", self.nats.url()),
+            ("NATS_PREFIX", self.prefix.clone()),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", self.key.clone()),
+        ];
+        env.extend(borrowed(&self.api_env));
+        let proc = Proc::start(&format!("{}-api{i}", self.prefix), &["api"], &env);
+        wait_ok(
+            &format!("http://127.0.0.1:{port}/readyz"),
+            Duration::from_secs(30),
+        )
+        .await;
+        self.apis.push(Role { proc, port });
+        i
+    }
+
+    /// URL of api `i`.
+    pub fn api(&self, i: usize, path: &str) -> String {
+        self.apis[i].url(path)
+    }
+
+    /// Every process's log and the NATS server's, for assertion messages (the last
+    /// `tail` lines of each).
+    pub fn logs_tail(&self, tail: usize) -> String {
+        let mut out = Vec::new();
+        for p in self.workers.iter().chain(&self.apis).map(|r| &r.proc) {
+            let text = p.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(tail);
+            out.push(format!(
+                "==== {}\n{}",
+                p.log.display(),
+                lines[from..].join("\n")
+            ));
+        }
+        let nats = std::fs::read_to_string(&self.nats.log).unwrap_or_default();
+        let lines: Vec<&str> = nats.lines().collect();
+        let from = lines.len().saturating_sub(tail);
+        out.push(format!(
+            "==== {}\n{}",
+            self.nats.log.display(),
+            lines[from..].join("\n")
+        ));
+        out.join("\n")
+    }
+}
