@@ -637,3 +637,50 @@ async fn a_busy_worker_leaves_new_jobs_to_an_idle_one() {
         assert_eq!(first.await.unwrap().status, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_says_how_long_jobs_have_waited_for_it() {
+    // One worker, one job at a time, ~3 s answers: a second job waits in the queue.
+    let fleet = slow_fleet(1, 75, 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start("waits", &mg, 1, 1, &[("WORKER_CONCURRENCY", "1".into())]).await;
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", stack.worker_ops_ports[0]);
+    let idle = metric(
+        &metrics_url,
+        "sn1_worker_seconds_without_job_while_waiting",
+        "",
+    )
+    .await;
+    assert_eq!(idle, Some(0.0), "nothing waits yet");
+    let body = json!({"k": 1, "roles": ["user"], "messages": ["long one"]});
+    let (url, key) = (stack.api(0, "/chat"), stack.key.clone());
+    let first = tokio::spawn({
+        let (url, key, body) = (url.clone(), key.clone(), body.clone());
+        async move { post_ndjson(&url, &key, &body).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = tokio::spawn(async move { post_ndjson(&url, &key, &body).await });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let waiting = metric(&metrics_url, "sn1_queue_jobs_waiting", "").await;
+    let stalled = metric(
+        &metrics_url,
+        "sn1_worker_seconds_without_job_while_waiting",
+        "",
+    )
+    .await;
+    assert_eq!(waiting, Some(1.0), "the second job waits\n{}", stack.logs());
+    assert!(
+        stalled.is_some_and(|s| s >= 1.0),
+        "the worker has taken nothing for over a second while a job waits: {stalled:?}"
+    );
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(second.await.unwrap().status, 200);
+    let after = metric(
+        &metrics_url,
+        "sn1_worker_seconds_without_job_while_waiting",
+        "",
+    )
+    .await;
+    assert_eq!(after, Some(0.0), "nothing waits any more");
+}

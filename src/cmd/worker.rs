@@ -131,13 +131,20 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
                 .await
         });
     }
+    let runner = JobRunner {
+        dendrite,
+        directory,
+        config,
+    };
+    let mut worker = Worker::new(bus.clone(), runner);
     if args.ops_port != 0 {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.ops_port))
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on OPS_PORT {}: {e}", args.ops_port))?;
         let probe = WorkerProbe {
             bus: bus.clone(),
-            directory: directory.clone(),
+            directory: worker.directory(),
+            intake: worker.intake(),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -146,12 +153,6 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let runner = JobRunner {
-        dendrite,
-        directory,
-        config,
-    };
-    let mut worker = Worker::new(bus.clone(), runner);
     let mut writer = None;
     if let Some(store) = store {
         store.check_migrations().await?;

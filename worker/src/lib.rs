@@ -55,6 +55,7 @@ pub struct Worker {
     runner: JobRunner,
     inflight: Arc<Mutex<HashMap<String, CancellationToken>>>,
     audit: Option<audit::AuditSettings>,
+    intake: ops::Intake,
 }
 
 impl Worker {
@@ -65,7 +66,18 @@ impl Worker {
             runner,
             inflight: Arc::default(),
             audit: None,
+            intake: ops::Intake::default(),
         }
+    }
+
+    /// The metagraph this worker picks miners from.
+    pub fn directory(&self) -> directory::Directory {
+        self.runner.directory.clone()
+    }
+
+    /// When this worker last took a job (for its `/readyz` and `/metrics`).
+    pub fn intake(&self) -> ops::Intake {
+        self.intake.clone()
     }
 
     /// Publishes one audit record per job on the bus's audit queue (for the audit writer).
@@ -138,8 +150,7 @@ impl Worker {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Some(Ok(delivery)) => {
-                    metrics::gauge!("sn1_worker_last_job_taken_timestamp_seconds")
-                        .set(chrono::Utc::now().timestamp_millis() as f64 / 1e3);
+                    this.intake.took_a_job();
                     let this = this.clone();
                     let cancel = jobs_cancel.child_token();
                     let stopping = jobs_cancel.clone();

@@ -1,10 +1,42 @@
-//! The worker's readiness for the shared operations endpoints ([`sn1_telemetry::ops`]):
-//! ready while the bus is connected and a non-empty metagraph is loaded.
+//! The worker's readiness for the shared operations endpoints ([`sn1_telemetry::ops`]): ready
+//! while the bus is connected and a non-empty metagraph is loaded. At each scrape it also says
+//! how long the worker has gone without taking a job while jobs wait in the queue
+//! (`sn1_worker_seconds_without_job_while_waiting`: a stalled intake shows as a growing value).
 
 use crate::directory::Directory;
 use serde_json::json;
 use sn1_contracts::bus::Bus;
 use sn1_telemetry::ops::Probe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// When the worker last took a job (Unix milliseconds; its start until it takes one).
+#[derive(Clone, Debug)]
+pub struct Intake(Arc<AtomicI64>);
+
+impl Default for Intake {
+    fn default() -> Self {
+        Intake(Arc::new(AtomicI64::new(now_ms())))
+    }
+}
+
+impl Intake {
+    /// Records that a job was taken now.
+    pub fn took_a_job(&self) {
+        let now = now_ms();
+        self.0.store(now, Ordering::Relaxed);
+        metrics::gauge!("sn1_worker_last_job_taken_timestamp_seconds").set(now as f64 / 1e3);
+    }
+
+    /// Seconds since the last job was taken.
+    pub fn idle_seconds(&self) -> f64 {
+        (now_ms() - self.0.load(Ordering::Relaxed)).max(0) as f64 / 1e3
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// What `/readyz` of a worker checks.
 #[derive(Clone)]
@@ -13,6 +45,8 @@ pub struct WorkerProbe {
     pub bus: Bus,
     /// The worker's metagraph.
     pub directory: Directory,
+    /// The worker's intake.
+    pub intake: Intake,
 }
 
 impl Probe for WorkerProbe {
@@ -21,7 +55,20 @@ impl Probe for WorkerProbe {
         let nats = self.bus.is_connected();
         (
             nats && neurons > 0,
-            json!({"nats": nats, "neurons": neurons}),
+            json!({"nats": nats, "neurons": neurons, "seconds_since_last_job": self.intake.idle_seconds()}),
         )
+    }
+
+    async fn before_scrape(&self) {
+        let Ok(waiting) = self.bus.jobs_waiting().await else {
+            return;
+        };
+        metrics::gauge!("sn1_queue_jobs_waiting").set(waiting as f64);
+        let stalled = if waiting > 0 {
+            self.intake.idle_seconds()
+        } else {
+            0.0
+        };
+        metrics::gauge!("sn1_worker_seconds_without_job_while_waiting").set(stalled);
     }
 }

@@ -63,6 +63,10 @@ impl MemoryBus {
         try_send(&self.jobs_tx, (job.clone(), headers.clone()), "job queue")
     }
 
+    pub(super) fn jobs_waiting(&self) -> u64 {
+        (self.jobs_tx.max_capacity() - self.jobs_tx.capacity()) as u64
+    }
+
     pub(super) fn job_stream(&self) -> JobStream {
         let jobs = receiver_stream(self.jobs_rx.clone()).map(|(job, headers)| {
             Ok(JobDelivery {

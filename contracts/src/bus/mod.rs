@@ -102,6 +102,14 @@ impl Bus {
         }
     }
 
+    /// Jobs queued and not yet taken by any worker.
+    pub async fn jobs_waiting(&self) -> Result<u64, BusError> {
+        match self {
+            Bus::Nats(b) => b.jobs_waiting().await,
+            Bus::Memory(b) => Ok(b.jobs_waiting()),
+        }
+    }
+
     /// Jobs for this worker, one per [`JobStream::next`].
     pub async fn job_stream(&self) -> Result<JobStream, BusError> {
         match self {

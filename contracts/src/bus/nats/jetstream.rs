@@ -245,6 +245,17 @@ impl NatsBus {
         Ok(JobStream(Jobs::Nats(Box::new(NatsJobs { intake }))))
     }
 
+    /// Jobs not yet delivered to any worker (the shared consumer's pending count).
+    pub(crate) async fn jobs_waiting(&self) -> Result<u64, BusError> {
+        let queue = self.jobs_queue();
+        let consumer: consumer::PullConsumer = self
+            .js
+            .get_consumer_from_stream(&queue.consumer, &queue.stream.name)
+            .await
+            .map_err(unavailable)?;
+        Ok(consumer.cached_info().num_pending)
+    }
+
     /// Creates the jobs stream, or brings it to the configured bound.
     pub(crate) async fn ensure_jobs_stream(&self) -> Result<(), BusError> {
         self.ensure_stream(&self.jobs_queue()).await.map(drop)
