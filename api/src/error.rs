@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Too many requests in flight on this process.
     #[error("the gateway is at capacity; retry shortly")]
     Overloaded,
+    /// Too many open connections on this process (`MAX_CONNECTIONS`).
+    #[error("the gateway has too many open connections; retry shortly")]
+    TooManyConnections,
     /// The job queue is down or full.
     #[error("the job queue is unavailable; retry shortly")]
     QueueUnavailable(String),
@@ -60,6 +63,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", false)
             }
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", true),
+            ApiError::TooManyConnections => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                true,
+            ),
             ApiError::QueueUnavailable(cause) => {
                 tracing::warn!(cause = %cause, "job queue unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", true)

@@ -4,6 +4,7 @@
 //! Entry points: [`router`] (the axum app over an [`AppState`]) and [`serve`].
 
 pub mod auth;
+pub mod connections;
 pub mod dispatch;
 pub mod docs;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod routes;
 use auth::Auth;
 use axum::Router;
 use axum::routing::{get, post};
+use connections::ConnectionLimits;
 use request::RequestLimits;
 use sn1_contracts::bus::Bus;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct ApiConfig {
     pub accept_timeout: Duration,
     /// Relay timings (keep-alive, worker silence, deadline grace).
     pub relay: relay::RelayTimings,
+    /// Client connections: header-read and idle timeouts, how many at once.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +53,7 @@ impl Default for ApiConfig {
                 worker_silence: Duration::from_millis(2500),
                 deadline_grace: Duration::from_secs(2),
             },
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -96,19 +101,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the app on `listener` until `shutdown` fires, then lets open responses finish.
+pub use connections::listen;
+
+/// Serves the app on `listener` until `shutdown` fires, then lets open responses finish. Client
+/// connections get the header-read and idle timeouts and the cap of the state's
+/// [`ConnectionLimits`] (see [`connections`]); the process's open-file limit is raised to its
+/// hard limit first, and the cap kept below it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
-    // Chunks are small and latency-critical: no Nagle delay on client connections.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let limits = state.config.connections;
+    let cap = connections::open_files::connection_cap(
+        limits.max_connections,
+        connections::open_files::raise_limit(),
+    );
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        max_connections = cap,
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        "api listening"
+    );
+    connections::run(listener, router(state), limits, cap, shutdown).await
 }

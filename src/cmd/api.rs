@@ -3,6 +3,7 @@
 use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use secrecy::SecretString;
 use sn1_api::auth::Auth;
+use sn1_api::connections::ConnectionLimits;
 use sn1_api::request::RequestLimits;
 use sn1_api::{ApiConfig, AppState};
 use sn1_contracts::bus::{Bus, NatsBus};
@@ -47,6 +48,72 @@ impl AuthArgs {
     }
 }
 
+/// A duration flag whose default comes from the library's `Default` and shows in `--help`
+/// (parsed with [`parse_duration`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.subsec_nanos() == 0 {
+            write!(f, "{}s", self.0.as_secs())
+        } else {
+            write!(f, "{}ms", self.0.as_millis())
+        }
+    }
+}
+
+impl std::str::FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_duration(text).map(DurationArg)
+    }
+}
+
+/// Client connections: timeouts and the cap (api and standalone).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectionArgs {
+    /// A request head must be complete this long after the connection opens (or after the
+    /// first byte of its next request); a slower client is disconnected.
+    #[arg(long = "header-read-timeout", env = "HEADER_READ_TIMEOUT", default_value_t = DurationArg(ConnectionLimits::default().header_read_timeout))]
+    pub header_read_timeout: DurationArg,
+    /// A keep-alive connection with no request for this long is closed (keep it above the
+    /// load balancer's idle timeout).
+    #[arg(long = "idle-timeout", env = "IDLE_TIMEOUT", default_value_t = DurationArg(ConnectionLimits::default().idle_timeout))]
+    pub idle_timeout: DurationArg,
+    /// Client connections served at once; beyond, /livez and /readyz still answer, other
+    /// requests get 503 with Retry-After (lowered to fit the open-file limit).
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+}
+
+impl ConnectionArgs {
+    /// Problems, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.header_read_timeout.0.is_zero() {
+            out.push("HEADER_READ_TIMEOUT must be longer than 0".into());
+        }
+        if self.idle_timeout.0.is_zero() {
+            out.push("IDLE_TIMEOUT must be longer than 0".into());
+        }
+        if self.max_connections == 0 {
+            out.push("MAX_CONNECTIONS must be at least 1".into());
+        }
+        out
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
 /// Configuration of the api role.
 #[derive(clap::Args, Debug)]
 pub struct ApiArgs {
@@ -76,6 +143,8 @@ pub struct ApiArgs {
     #[arg(long = "accept-timeout", env = "ACCEPT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub accept_timeout: Duration,
     #[command(flatten)]
+    pub connections: ConnectionArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -83,6 +152,7 @@ impl ApiArgs {
     fn problems(&self) -> Vec<String> {
         let mut out = self.nats.problems();
         out.extend(self.auth.problems(true));
+        out.extend(self.connections.problems());
         if self.max_in_flight == 0 {
             out.push("MAX_IN_FLIGHT must be at least 1".into());
         }
@@ -113,13 +183,13 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         max_in_flight: args.max_in_flight,
         accept_timeout: args.accept_timeout,
+        connections: args.connections.limits(),
         ..ApiConfig::default()
     };
     config.limits.max_k = args.max_k;
     config.limits.max_timeout_secs = args.max_timeout;
     let state = AppState::new(bus, auth, config);
-    let listener = tokio::net::TcpListener::bind((args.host, args.port))
-        .await
+    let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     sn1_api::serve(listener, state, common::shutdown_token()).await?;
     telemetry.shutdown();

@@ -4,7 +4,7 @@
 //! With `--simnet` a simulated subnet (fake chain + simulated miners) runs in-process too, so it
 //! answers with no wallet and no network.
 
-use super::api::AuthArgs;
+use super::api::{AuthArgs, ConnectionArgs};
 use super::audit_args::AuditArgs;
 use super::common::{self, LogArgs, parse_duration};
 use super::miner_args::MinerArgs;
@@ -78,6 +78,8 @@ pub struct StandaloneArgs {
     #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = ApiConfig::default().max_in_flight)]
     pub max_in_flight: usize,
     #[command(flatten)]
+    pub connections: ConnectionArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -106,6 +108,7 @@ impl StandaloneArgs {
             out.push("SIMNET_MINERS must be at least 1".into());
         }
         out.extend(self.miners.problems());
+        out.extend(self.connections.problems());
         out
     }
 }
@@ -238,11 +241,11 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     };
     let config = ApiConfig {
         max_in_flight: args.max_in_flight,
+        connections: args.connections.limits(),
         ..ApiConfig::default()
     };
     let state = AppState::new(bus, auth, config);
-    let listener = tokio::net::TcpListener::bind((args.host, args.port))
-        .await
+    let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     banner(addr, made_up_key.as_deref(), fleet.is_some(), &db_path);
