@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Seconds a client is told to wait before retrying an overloaded or unavailable gateway.
+/// Seconds a client is told to wait before retrying an overloaded or unavailable gateway, or
+/// one where no worker took the request.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// An error answered before streaming.
@@ -72,7 +73,8 @@ impl IntoResponse for ApiError {
                 tracing::warn!(cause = %cause, "job queue unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", true)
             }
-            ApiError::NoWorker => (StatusCode::GATEWAY_TIMEOUT, "no_worker", false),
+            // Workers may be restarting or all busy: worth another try.
+            ApiError::NoWorker => (StatusCode::GATEWAY_TIMEOUT, "no_worker", true),
             ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", false),
             ApiError::NoAnswer(_) => (StatusCode::BAD_GATEWAY, "no_answer", false),
         };
@@ -85,5 +87,39 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_after(e: ApiError) -> (u16, Option<String>) {
+        let r = e.into_response();
+        let retry = r
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), retry)
+    }
+
+    #[test]
+    fn every_retryable_answer_says_when_to_retry() {
+        let one = Some("1".to_string());
+        assert_eq!(retry_after(ApiError::NoWorker), (504, one.clone()));
+        assert_eq!(retry_after(ApiError::Overloaded), (503, one.clone()));
+        assert_eq!(
+            retry_after(ApiError::TooManyConnections),
+            (503, one.clone())
+        );
+        assert_eq!(
+            retry_after(ApiError::QueueUnavailable("x".into())),
+            (503, one)
+        );
+        assert_eq!(retry_after(ApiError::BadRequest("x".into())), (400, None));
+        assert_eq!(
+            retry_after(ApiError::UpstreamTimeout("x".into())),
+            (504, None)
+        );
     }
 }

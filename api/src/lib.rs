@@ -15,8 +15,13 @@ pub mod routes;
 
 use auth::Auth;
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use connections::ConnectionLimits;
+use error::ApiError;
 use request::RequestLimits;
 use sn1_contracts::bus::Bus;
 use std::sync::Arc;
@@ -87,18 +92,37 @@ impl AppState {
 
 /// The whole HTTP app.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let chat = Router::new()
         .route("/chat", post(routes::chat::chat))
         .route("/chat/", post(routes::chat::chat))
         .route("/echo", post(routes::chat::echo))
         .route("/echo/", post(routes::chat::echo))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_json,
+        ));
+    Router::new()
+        .merge(chat)
         .route("/livez", get(routes::ops::livez))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
-        .merge(docs::router())
+        .merge(docs::router(&state.config))
         // Bodies are read with an explicit cap in the handlers (413 as JSON).
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// A chat body declared as anything but JSON gets 415 (after auth: a caller without a key
+/// learns nothing about the request). No `Content-Type` at all is read as JSON.
+async fn require_json(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let declared = request.headers().get(header::CONTENT_TYPE);
+    if declared.is_none_or(|v| v.to_str().is_ok_and(request::is_json_content_type)) {
+        return next.run(request).await;
+    }
+    if state.auth.check(request.headers()).is_none() {
+        return ApiError::Unauthorized.into_response();
+    }
+    ApiError::UnsupportedMediaType.into_response()
 }
 
 pub use connections::listen;

@@ -31,8 +31,13 @@ impl Default for RequestLimits {
     }
 }
 
+/// The smallest `timeout` a request may ask for, seconds: below it no miner can answer (a
+/// first byte alone takes longer), so such a request can only time out.
+pub const MIN_TIMEOUT_SECS: f64 = 0.1;
+
 /// The request body of `POST /chat` and `POST /echo` (documentation schema; parsing is by
-/// hand so errors can name the field).
+/// hand so errors can name the field). The configured maxima (`k`, `timeout`, `messages`) are
+/// filled in when the document is served ([`crate::docs`]).
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "read only by the OpenAPI derive")]
 pub struct ChatRequest {
@@ -40,22 +45,89 @@ pub struct ChatRequest {
     #[schema(default = 10, minimum = 1)]
     k: Option<u16>,
     /// Miners never to query: uids (int) or hotkeys (str).
-    #[schema(value_type = Vec<Object>)]
-    exclude: Option<Vec<Value>>,
+    exclude: Option<Vec<Excluded>>,
     /// Role of each message: `user`, `assistant` or `system`; same length as `messages`.
-    roles: Vec<String>,
+    #[schema(min_items = 1)]
+    roles: Vec<Role>,
     /// The conversation; non-empty.
+    #[schema(min_items = 1)]
     messages: Vec<String>,
-    /// Seconds the answer may take (0 < t ≤ configured max, default 10).
-    #[schema(default = 10.0)]
+    /// Seconds the answer may take (0.1 <= t <= configured max, default 10).
+    #[schema(default = 10.0, minimum = 0.1)]
     timeout: Option<f64>,
-    /// `longest` or `shortest`: wait for every miner, clean, pick. Absent: stream the first.
-    prefer: Option<String>,
-    /// `random` (default) or `top_incentive`.
-    sampling_mode: Option<String>,
+    /// Wait for every miner, clean, pick the longest or shortest. Absent: stream the first.
+    prefer: Option<Prefer>,
+    /// How the k miners are chosen (default `random`).
+    sampling_mode: Option<SamplingModeName>,
     /// `false` returns one JSON body instead of a stream.
     #[schema(default = true)]
     stream: Option<bool>,
+}
+
+/// A miner to leave out: its uid or its hotkey (SS58).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
+enum Excluded {
+    /// A uid.
+    Uid(Uid),
+    /// A hotkey.
+    Hotkey(Hotkey),
+}
+
+/// A uid.
+#[derive(ToSchema)]
+#[schema(minimum = 0, maximum = 65535)]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
+struct Uid(u16);
+
+/// A hotkey (SS58).
+#[derive(ToSchema)]
+#[schema(min_length = 1)]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
+struct Hotkey(String);
+
+/// The role of a message.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
+enum Role {
+    User,
+    Assistant,
+    System,
+}
+
+/// Which answer to keep when waiting for every miner.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
+enum Prefer {
+    Longest,
+    Shortest,
+}
+
+/// How the k miners are chosen.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "read only by the OpenAPI derive")]
+enum SamplingModeName {
+    Random,
+    TopIncentive,
+}
+
+/// Whether a `Content-Type` header value names JSON: `application/json`, in any case,
+/// optionally with parameters (a `charset` must be UTF-8, the only encoding JSON has).
+pub fn is_json_content_type(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|param| match param.split_once('=') {
+            Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let charset = charset.trim().trim_matches('"');
+                charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        })
 }
 
 /// A parsed request: the job parameters plus how the client wants the answer.
@@ -221,7 +293,7 @@ fn deadline(
         bad(
             "timeout",
             format!(
-                "must be a number of seconds, 0 < timeout <= {}",
+                "must be a number of seconds from {MIN_TIMEOUT_SECS} to {}",
                 limits.max_timeout_secs
             ),
         )
@@ -229,7 +301,7 @@ fn deadline(
     let secs = match timeout {
         None | Some(Value::Null) => 10.0_f64.min(limits.max_timeout_secs),
         Some(v) => match v.as_f64() {
-            Some(t) if t > 0.0 && t <= limits.max_timeout_secs => t,
+            Some(t) if (MIN_TIMEOUT_SECS..=limits.max_timeout_secs).contains(&t) => t,
             _ => return Err(rule()),
         },
     };
@@ -347,5 +419,54 @@ mod tests {
                 .message
                 .contains("`k`")
         );
+    }
+
+    #[test]
+    fn timeout_has_a_floor_and_the_message_says_it() {
+        for tiny in ["1e-9", "0.05", "0.0999", "-1", "0"] {
+            let e = err(&format!(
+                r#"{{"timeout":{tiny},"roles":["user"],"messages":["a"]}}"#
+            ));
+            assert_eq!(e.field, "timeout", "{tiny}");
+            assert_eq!(
+                e.message,
+                "field `timeout`: must be a number of seconds from 0.1 to 120"
+            );
+        }
+        let at = Utc::now();
+        for (ok, ms) in [("0.1", 100), ("120", 120_000)] {
+            let p = parse(
+                format!(r#"{{"timeout":{ok},"roles":["user"],"messages":["a"]}}"#).as_bytes(),
+                &RequestLimits::default(),
+                at,
+            )
+            .unwrap();
+            assert_eq!(p.deadline - at, chrono::Duration::milliseconds(ms), "{ok}");
+        }
+    }
+
+    #[test]
+    fn only_json_content_types_are_json() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            " application/json ",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/json; charset=utf8; foo=bar",
+        ] {
+            assert!(is_json_content_type(ok), "{ok:?}");
+        }
+        for bad in [
+            "application/jsonx",
+            "application/json-patch+json",
+            "application/x-www-form-urlencoded",
+            "text/json",
+            "application/json; charset=latin1",
+            "application/ json",
+            "",
+        ] {
+            assert!(!is_json_content_type(bad), "{bad:?}");
+        }
     }
 }
