@@ -52,6 +52,15 @@ pub struct StandaloneArgs {
         default_value_t = 2
     )]
     pub simnet_misbehaving: u16,
+    /// Milliseconds before a well-behaved simulated miner's first chunk (plus the spread).
+    #[arg(long = "simnet-first-byte-ms", env = "SIMNET_FIRST_BYTE_MS", default_value_t = FleetConfig::default().base_first_byte.as_millis() as u64)]
+    pub simnet_first_byte_ms: u64,
+    /// Spread of first-chunk latencies across simulated miners, in milliseconds.
+    #[arg(long = "simnet-latency-spread-ms", env = "SIMNET_LATENCY_SPREAD_MS", default_value_t = FleetConfig::default().latency_spread.as_millis() as u64)]
+    pub simnet_latency_spread_ms: u64,
+    /// Milliseconds between a simulated miner's chunks.
+    #[arg(long = "simnet-chunk-gap-ms", env = "SIMNET_CHUNK_GAP_MS", default_value_t = FleetConfig::default().chunk_gap.as_millis() as u64)]
+    pub simnet_chunk_gap_ms: u64,
     /// Directory of the SQLite audit database.
     #[arg(long = "data-dir", env = "DATA_DIR", default_value = "sn1-data")]
     pub data_dir: PathBuf,
@@ -127,6 +136,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
                 misbehaving: args
                     .simnet_misbehaving
                     .min(args.simnet_miners.saturating_sub(1)),
+                base_first_byte: Duration::from_millis(args.simnet_first_byte_ms),
+                latency_spread: Duration::from_millis(args.simnet_latency_spread_ms),
+                chunk_gap: Duration::from_millis(args.simnet_chunk_gap_ms),
                 ..FleetConfig::default()
             })
             .await?,
