@@ -177,7 +177,7 @@ pub fn parse(
     };
     let k = match obj.get("k") {
         None | Some(Value::Null) => 10.min(limits.max_k),
-        Some(v) => match v.as_u64() {
+        Some(v) => match whole_number(v) {
             Some(k) if k >= 1 && k <= u64::from(limits.max_k) => k as u16,
             _ => {
                 return Err(bad(
@@ -251,8 +251,7 @@ pub fn parse(
             .iter()
             .map(|item| match item {
                 Value::String(h) if !h.is_empty() => Ok(Exclusion::Hotkey(h.clone())),
-                Value::Number(n) => n
-                    .as_u64()
+                Value::Number(n) => whole_number(item)
                     .and_then(|u| u16::try_from(u).ok())
                     .map(Exclusion::Uid)
                     .ok_or_else(|| bad("exclude", format!("{n} is not a uid (0..=65535)"))),
@@ -310,6 +309,15 @@ fn deadline(
         .and_then(|d| chrono::Duration::from_std(d).ok())
         .and_then(|d| received_at.checked_add_signed(d))
         .ok_or_else(rule)
+}
+
+/// A non-negative whole number, written `5` or `5.0` (JSON Schema's `integer` admits both).
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    })
 }
 
 fn string_list(obj: &Map<String, Value>, field: &'static str) -> Result<Vec<String>, FieldError> {
@@ -418,6 +426,30 @@ mod tests {
             err(r#"{"k":0,"roles":["user"],"messages":["a"]}"#)
                 .message
                 .contains("`k`")
+        );
+    }
+
+    #[test]
+    fn integers_may_be_written_with_a_zero_fraction() {
+        let p = parse(
+            br#"{"k":3.0,"exclude":[7.0],"roles":["user"],"messages":["a"]}"#,
+            &RequestLimits::default(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(p.params.k, 3);
+        assert_eq!(p.params.exclude, vec![Exclusion::Uid(7)]);
+        assert_eq!(
+            err(r#"{"k":2.5,"roles":["user"],"messages":["a"]}"#).field,
+            "k"
+        );
+        assert_eq!(
+            err(r#"{"exclude":[1.5],"roles":["user"],"messages":["a"]}"#).field,
+            "exclude"
+        );
+        assert_eq!(
+            err(r#"{"k":-1.0,"roles":["user"],"messages":["a"]}"#).field,
+            "k"
         );
     }
 
