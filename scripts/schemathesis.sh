@@ -6,7 +6,7 @@
 #
 #   scripts/schemathesis.sh [extra `st run` options, e.g. --seed 1 or -n 100]
 #
-# Needs schemathesis 4 (`pip install schemathesis`). The simulated miners all behave and answer
+# Needs schemathesis 4 (`pip install 'schemathesis>=4,<5'`). The simulated miners all behave and answer
 # at once (first chunk after 1 ms), so a request's own `timeout` (0.1 s at least) never runs out
 # and every 5xx is a gateway fault, not a slow miner. scripts/schemathesis_hooks.py gives `roles`
 # and `messages` the same length (a rule the document cannot state), so requests reach a worker.
@@ -15,8 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v st >/dev/null 2>&1; then
-    echo "schemathesis is not installed (pip install schemathesis)" >&2
+if command -v st >/dev/null 2>&1; then
+    st=(st)
+elif python3 -c 'import schemathesis' 2>/dev/null; then
+    st=(python3 -m schemathesis.cli) # installed where pip's scripts are not on PATH
+else
+    echo "schemathesis is not installed (pip install 'schemathesis>=4,<5')" >&2
     exit 2
 fi
 bin="${SN1_GATEWAY_BIN:-target/debug/sn1-gateway}"
@@ -56,7 +60,7 @@ done
 curl -fsS "$base/readyz" >/dev/null
 
 status=0
-SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py st run "$base/openapi.json" \
+SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py "${st[@]}" run "$base/openapi.json" \
     --header "api_key: $key" \
     --checks all \
     --exclude-checks positive_data_acceptance \
