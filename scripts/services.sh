@@ -28,6 +28,12 @@ apt_install() {
 }
 
 ensure_nats() {
+  # The fault tests start servers of their own: the binary must be there even when a server
+  # already listens.
+  if [ ! -x /usr/sbin/nats-server ]; then
+    log "installing nats-server from the Debian packages"
+    apt_install nats-server
+  fi
   if listening 4222; then
     log "NATS already listening on 127.0.0.1:4222"
     return

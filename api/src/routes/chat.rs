@@ -53,7 +53,6 @@ async fn handle(
         .auth
         .check(&parts.headers)
         .ok_or(ApiError::Unauthorized)?;
-    check_content_type(&parts.headers)?;
     let body: Bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(state.config.max_body_bytes))?;
@@ -185,24 +184,6 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Chat => "chat",
         Endpoint::Echo => "echo",
-    }
-}
-
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => Ok(()),
-        Some(ct)
-            if ct
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json") =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::UnsupportedMediaType),
     }
 }
 
