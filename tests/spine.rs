@@ -545,6 +545,43 @@ async fn bad_configuration_names_every_bad_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_help_or_errors() {
+    // Set in the environment, as a Kubernetes Secret would: `--help` shows no value.
+    for role in ["api", "worker", "metagraph-syncer", "standalone", "migrate"] {
+        let out = tokio::process::Command::new(bin())
+            .args([role, "--help"])
+            .env("NATS_URL", "tls://user:hunter2@nats.example:4222")
+            .env("DATABASE_URL", "postgres://app:hunter2@db.example/sn1")
+            .env("SUBTENSOR_NETWORK", "wss://rpc.example/v1/KEY123")
+            .env("EXPECTED_ACCESS_KEY", "hunter2")
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{role} --help: {text}");
+        for secret in ["hunter2", "KEY123"] {
+            assert!(
+                !text.contains(secret),
+                "{role} --help shows {secret}: {text}"
+            );
+        }
+    }
+    // A bad URL is named, without its password.
+    let out = tokio::process::Command::new(bin())
+        .args(["api"])
+        .env("NATS_URL", "http://user:hunter2@nats.example:4222")
+        .env("EXPECTED_ACCESS_KEY", "k")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NATS_URL"), "{err}");
+    assert!(!err.contains("hunter2"), "the password is shown: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_max_in_flight_get_503_with_retry_after() {
     let fleet = slow_fleet(1, 200, 20).await;
     let dir = tempfile::tempdir().unwrap();

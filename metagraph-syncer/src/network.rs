@@ -27,26 +27,13 @@ pub fn resolve_network(network: &str) -> Result<String, String> {
         .ok_or_else(|| {
             format!(
                 "{:?} is not finney, test, local, archive or a ws:// / wss:// URL",
-                redact_url(n)
+                sn1_telemetry::redact_url(n)
             )
         })?;
     if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
-        return Err(format!("{:?} has no host", redact_url(n)));
+        return Err(format!("{:?} has no host", sn1_telemetry::redact_url(n)));
     }
     Ok(n.to_string())
-}
-
-/// `url` as `scheme://host:port`, without user info, path or query (RPC providers put API keys
-/// there), so it can be logged.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (s, r),
-        None => return "<url>".into(),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let hidden = host.len() < rest.len() || authority.contains('@');
-    format!("{scheme}://{host}{}", if hidden { "/…" } else { "" })
 }
 
 #[cfg(test)]
@@ -69,16 +56,5 @@ mod tests {
                 .contains("not finney")
         );
         assert!(resolve_network("ws://").unwrap_err().contains("no host"));
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(redact_url("ws://127.0.0.1:9944"), "ws://127.0.0.1:9944");
-        assert_eq!(
-            redact_url("wss://user:pw@node.example:443/ws/SECRETKEY?x=1"),
-            "wss://node.example:443/…"
-        );
-        assert!(!redact_url("wss://n/SECRET").contains("SECRET"));
-        assert_eq!(redact_url("nonsense"), "<url>");
     }
 }

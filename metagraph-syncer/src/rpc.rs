@@ -3,7 +3,7 @@
 //! `chain_getHeader` and `state_call` — no metadata download. `ws://` and `wss://` both work
 //! (TLS by rustls with ring and the platform's root certificates).
 
-use crate::network::redact_url;
+use sn1_telemetry::redact_url;
 use std::time::Duration;
 use subxt_rpcs::client::{RpcClient, rpc_params};
 

@@ -14,6 +14,7 @@ pub struct NatsArgs {
     #[arg(
         long = "nats-url",
         env = "NATS_URL",
+        hide_env_values = true,
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
@@ -47,7 +48,7 @@ impl NatsArgs {
         {
             out.push(format!(
                 "NATS_URL ({:?}) must be nats://host:port (or tls://, ws://, wss://)",
-                self.nats_url
+                sn1_telemetry::redact_url(&self.nats_url)
             ));
         }
         out

@@ -69,7 +69,11 @@ pub struct StandaloneArgs {
     pub metagraph_file: Option<PathBuf>,
     /// Subtensor to sync the metagraph from: `finney`, `test`, `local` or a ws(s):// URL
     /// (without `--simnet`; `--simnet` serves its own fake chain).
-    #[arg(long = "subtensor.network", env = "SUBTENSOR_NETWORK")]
+    #[arg(
+        long = "subtensor.network",
+        env = "SUBTENSOR_NETWORK",
+        hide_env_values = true
+    )]
     pub subtensor_network: Option<String>,
     /// Subnet id.
     #[arg(long, env = "NETUID", default_value_t = 1)]

@@ -4,8 +4,9 @@
 use super::common::{self, LogArgs, parse_duration};
 use sn1_contracts::bus::{Bus, NatsBus, QueueConfig, Subjects};
 use sn1_contracts::store::{Retention, Store};
-use sn1_metagraph_syncer::network::{redact_url, resolve_network};
+use sn1_metagraph_syncer::network::resolve_network;
 use sn1_metagraph_syncer::{Syncer, SyncerConfig, SyncerProbe};
+use sn1_telemetry::redact_url;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub struct SyncerArgs {
     #[arg(
         long = "subtensor.network",
         env = "SUBTENSOR_NETWORK",
+        hide_env_values = true,
         default_value = "finney"
     )]
     pub network: String,

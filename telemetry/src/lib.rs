@@ -7,7 +7,10 @@
 //! No prompt, key or secret is ever logged: fields are request ids, uids, timings and outcomes.
 
 pub mod ops;
+mod redact;
 pub mod trace;
+
+pub use redact::redact_url;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
