@@ -130,9 +130,17 @@ pub async fn run(args: DendriteArgs) -> anyhow::Result<ExitCode> {
     let deadline = Deadline::after(timeout);
     let mut reply = dendrite.query(&target, &prompt, &args.protocol(), limits, deadline);
     let mut stdout = std::io::stdout();
+    // A miner's bytes are a stranger's: on a terminal, its control characters (escape
+    // sequences) are shown, not obeyed. Piped, the answer stays raw.
+    let terminal = stdout.is_terminal();
     while let Some(chunk) = reply.next_chunk().await {
+        let shown = if terminal {
+            shown_on_terminal(&chunk)
+        } else {
+            std::borrow::Cow::Borrowed(chunk.as_str())
+        };
         stdout
-            .write_all(chunk.as_bytes())
+            .write_all(shown.as_bytes())
             .and_then(|()| stdout.flush())
             .context("could not write the answer to stdout")?;
     }
@@ -182,9 +190,36 @@ pub fn outcome_line(outcome: &Outcome) -> String {
     line
 }
 
+/// `text` with every control character but newline and tab written as a `\u{…}` escape.
+fn shown_on_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let harmless = |c: char| !c.is_control() || c == '\n' || c == '\t';
+    if text.chars().all(harmless) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if harmless(c) {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_terminal_sees_escape_sequences_not_their_effect() {
+        assert_eq!(shown_on_terminal("plain\ttext\n"), "plain\ttext\n");
+        let hostile = "red\u{1b}[31m bell\u{7} back\u{8}";
+        let shown = shown_on_terminal(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert_eq!(shown, "red\\u{1b}[31m bell\\u{7} back\\u{8}");
+    }
 
     fn outcome(kind: OutcomeKind, status: Option<u16>, ttfb_ms: Option<u64>) -> Outcome {
         Outcome {

@@ -3,6 +3,7 @@
 //! the simulated subnet only) a throwaway key made up at start.
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 use sn1_bittensor::keys::Hotkey;
 use sn1_bittensor::wallet::{WalletLocation, load_hotkey};
 use std::path::PathBuf;
@@ -35,21 +36,28 @@ pub struct WalletArgs {
     #[arg(
         long = "wallet.password",
         env = "BT_WALLET_PASSWORD",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub wallet_password: Option<String>,
+    pub wallet_password: Option<SecretString>,
     /// The hotkey itself, as a BIP39 mnemonic or a `0x` seed (for Kubernetes Secrets); when
     /// set, the wallet files are not read.
     #[arg(
         long = "wallet.secret",
         env = "BT_HOTKEY_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub hotkey_secret: Option<String>,
+    pub hotkey_secret: Option<SecretString>,
     /// Make up a throwaway hotkey at start. Only useful against the simulated subnet: real
     /// miners refuse hotkeys that are not registered validators.
     #[arg(long = "wallet.ephemeral", env = "BT_WALLET_EPHEMERAL")]
     pub ephemeral: bool,
+}
+
+/// A secret flag's value, kept in memory that is wiped when dropped (and never printed).
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
 }
 
 impl WalletArgs {
@@ -61,7 +69,7 @@ impl WalletArgs {
                 .context("could not make up an ephemeral hotkey");
         }
         if let Some(secret) = &self.hotkey_secret {
-            return Hotkey::from_secret_str(secret.trim())
+            return Hotkey::from_secret_str(secret.expose_secret().trim())
                 .context("BT_HOTKEY_SECRET / --wallet.secret is not a valid mnemonic or 0x seed");
         }
         let location = WalletLocation {
@@ -69,7 +77,8 @@ impl WalletArgs {
             name: self.wallet_name.clone(),
             hotkey: self.wallet_hotkey.clone(),
         };
-        load_hotkey(&location, self.wallet_password.as_deref()).with_context(|| {
+        let password = self.wallet_password.as_ref().map(|p| p.expose_secret());
+        load_hotkey(&location, password).with_context(|| {
             format!(
                 "could not load the hotkey {}",
                 location.hotkey_file().display()

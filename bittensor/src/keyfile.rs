@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use argon2::{Algorithm, Argon2, Params, Version};
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::{Key, Nonce, XSalsa20Poly1305};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::keys::{Hotkey, KeyError};
 
@@ -111,8 +112,9 @@ impl std::error::Error for KeyfileError {
     }
 }
 
-/// Decrypts a `$NACL` keyfile's bytes with `password`; returns the plaintext (the JSON).
-pub fn decrypt_nacl(data: &[u8], password: &str) -> Result<Vec<u8>, KeyfileError> {
+/// Decrypts a `$NACL` keyfile's bytes with `password`; returns the plaintext (the JSON), wiped
+/// from memory when dropped.
+pub fn decrypt_nacl(data: &[u8], password: &str) -> Result<Zeroizing<Vec<u8>>, KeyfileError> {
     let err = |kind: KeyfileErrorKind| KeyfileError::new(None, kind);
     let rest = data
         .strip_prefix(NACL_PREFIX)
@@ -125,14 +127,14 @@ pub fn decrypt_nacl(data: &[u8], password: &str) -> Result<Vec<u8>, KeyfileError
     let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
     let params = Params::new(NACL_MEMLIMIT_BYTES / 1024, NACL_OPSLIMIT, 1, Some(32))
         .map_err(|_| err(KeyfileErrorKind::Malformed("argon2 parameters")))?;
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
-        .hash_password_into(password.as_bytes(), &NACL_SALT, &mut key)
+        .hash_password_into(password.as_bytes(), &NACL_SALT, key.as_mut())
         .map_err(|_| err(KeyfileErrorKind::WrongPassword))?;
-    let cipher = XSalsa20Poly1305::new(Key::from_slice(&key));
-    key.fill(0);
+    let cipher = XSalsa20Poly1305::new(Key::from_slice(key.as_ref()));
     cipher
         .decrypt(Nonce::from_slice(nonce), ciphertext)
+        .map(Zeroizing::new)
         .map_err(|_| err(KeyfileErrorKind::WrongPassword))
 }
 
@@ -140,6 +142,9 @@ pub fn decrypt_nacl(data: &[u8], password: &str) -> Result<Vec<u8>, KeyfileError
 fn key_from_json(data: &[u8]) -> Result<Hotkey, KeyfileErrorKind> {
     let value: serde_json::Value =
         serde_json::from_slice(data).map_err(|_| KeyfileErrorKind::Malformed("not JSON"))?;
+    // The parsed secrets are wiped when this returns, like the bytes they came from.
+    let value = WipedJson(value);
+    let value = &value.0;
     let obj = value
         .as_object()
         .ok_or(KeyfileErrorKind::Malformed("not a JSON object"))?;
@@ -176,6 +181,21 @@ fn key_from_json(data: &[u8]) -> Result<Hotkey, KeyfileErrorKind> {
     Ok(key)
 }
 
+/// A parsed keyfile whose string values are wiped from memory when it is dropped.
+struct WipedJson(serde_json::Value);
+
+impl Drop for WipedJson {
+    fn drop(&mut self) {
+        if let Some(obj) = self.0.as_object_mut() {
+            for v in obj.values_mut() {
+                if let serde_json::Value::String(s) = v {
+                    s.zeroize();
+                }
+            }
+        }
+    }
+}
+
 /// Loads a keyfile: plain JSON, or `$NACL` with `password`. Legacy ansible-vault and Fernet
 /// (`gAAAAA`) files are refused with a clear error. Errors name `path`.
 pub fn load_keyfile(path: &Path, password: Option<&str>) -> Result<Hotkey, KeyfileError> {
@@ -184,7 +204,7 @@ pub fn load_keyfile(path: &Path, password: Option<&str>) -> Result<Hotkey, Keyfi
     if meta.len() > MAX_KEYFILE_BYTES {
         return Err(at(KeyfileErrorKind::TooLarge));
     }
-    let data = std::fs::read(path).map_err(|e| at(e.into()))?;
+    let data = Zeroizing::new(std::fs::read(path).map_err(|e| at(e.into()))?);
     if data.len() as u64 > MAX_KEYFILE_BYTES {
         return Err(at(KeyfileErrorKind::TooLarge));
     }
