@@ -17,6 +17,7 @@ mod state;
 use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerProtocol, MinerTarget, Prompt};
 use sn1_bittensor::reply::{Outcome, OutcomeKind, ReplyLimits};
 use sn1_contracts::job::Strategy;
+pub use state::TextHeld;
 use state::{Fanout, Step};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -97,6 +98,8 @@ pub struct FanoutReport {
     pub miners: Vec<MinerRecord>,
     /// Time from start to the first chunk sent.
     pub time_to_first_chunk: Option<Duration>,
+    /// How much reply text the fan-out held (bounded by its memory budget).
+    pub text_held: TextHeld,
 }
 
 /// What a miner's reader task reports, tagged with the miner's index.
@@ -142,6 +145,7 @@ pub async fn run(
     readers.stop_all();
     FanoutReport {
         end,
+        text_held: fanout.text_held(),
         miners: fanout.finish(),
         time_to_first_chunk: first_chunk,
     }

@@ -7,7 +7,7 @@
 //! [`super::run`] feeds it from one select loop; the tests feed it synthetic events.
 
 use super::{AnswerChunk, FanoutEnd, MinerRecord, describe};
-use crate::cleaning::{self, PrefixVerdict};
+use crate::cleaning::{self, PrefixJudge, PrefixVerdict};
 use sn1_bittensor::dendrite::MinerTarget;
 use sn1_bittensor::reply::{Outcome, OutcomeKind};
 use sn1_contracts::job::Strategy;
@@ -41,11 +41,25 @@ impl Step {
 /// What the client is told when the chosen answer was still streaming at the deadline.
 pub(crate) const UNFINISHED: &str = "the answer did not complete within the timeout";
 
-/// One miner's reply as the fan-out sees it.
+/// Reply text one job may hold, all miners together. With `longest` / `shortest` every reply
+/// is held until all have ended, so k = 256 miners at the dendrite's 1 MiB cap could pin
+/// 256 MiB per job; 8 MiB holds 32 full 256 KiB answers, far more than one answer needs to be
+/// chosen well. A miner whose text would pass it is dropped (its connection closes, which also
+/// frees the dendrite's copy) and counted; the chosen miner keeps streaming to the client, only
+/// its audit copy stops growing.
+pub(crate) const JOB_TEXT_BUDGET: usize = 8 << 20;
+
+/// Reason recorded for a miner dropped because its text would pass [`JOB_TEXT_BUDGET`].
+pub(crate) const OVER_BUDGET: &str = "over the job's memory budget";
+
+/// One miner's reply as the fan-out sees it. Its text is held once, in `record.text`.
 struct Miner {
     record: MinerRecord,
-    /// Text received and not passed on (all of it, until the miner is chosen).
-    held: Vec<String>,
+    /// Where each chunk received and not passed on ends in `record.text` (all of them, until
+    /// the miner is chosen).
+    held: Vec<usize>,
+    /// The streaming verdict, fed chunk by chunk.
+    judge: PrefixJudge,
     /// Its reply has ended (`record.outcome` is set).
     done: bool,
 }
@@ -58,6 +72,21 @@ pub(crate) struct Fanout {
     miners: Vec<Miner>,
     /// The miner whose answer goes to the client.
     chosen: Option<usize>,
+    /// Bytes of reply text held now (the sum of every `record.text`).
+    held_bytes: usize,
+    /// The most `held_bytes` has been.
+    peak_bytes: usize,
+    /// Miners dropped, or audit copies cut short, by [`JOB_TEXT_BUDGET`].
+    over_budget: usize,
+}
+
+/// How much reply text one fan-out held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextHeld {
+    /// The most bytes of reply text held at once (never above [`JOB_TEXT_BUDGET`]).
+    pub peak_bytes: usize,
+    /// Miners dropped, or audit copies cut short, to stay within the budget.
+    pub over_budget: usize,
 }
 
 impl Fanout {
@@ -74,6 +103,7 @@ impl Fanout {
                     text: String::new(),
                 },
                 held: Vec::new(),
+                judge: PrefixJudge::new(&prompt),
                 done: false,
             })
             .collect();
@@ -82,6 +112,9 @@ impl Fanout {
             prompt,
             miners,
             chosen: None,
+            held_bytes: 0,
+            peak_bytes: 0,
+            over_budget: 0,
         }
     }
 
@@ -90,21 +123,29 @@ impl Fanout {
     /// miner (its text is sent, the others dropped), unusable drops it.
     pub fn on_chunk(&mut self, i: usize, text: String) -> Step {
         let racing = self.racing();
-        let Some(miner) = self.miners.get_mut(i) else {
+        if i >= self.miners.len() || self.miners[i].record.rejected == Some(OVER_BUDGET) {
             return Step::wait();
-        };
-        miner.record.text.push_str(&text);
+        }
+        let kept = self.hold(i, &text);
+        let miner = &mut self.miners[i];
         if self.chosen == Some(i) {
             return Step {
                 send: chunks(miner.record.target.uid, vec![text]),
                 ..Step::wait()
             };
         }
-        miner.held.push(text);
+        if !kept {
+            miner.record.rejected = Some(OVER_BUDGET);
+            return Step {
+                drop: vec![i],
+                ..Step::wait()
+            };
+        }
+        miner.held.push(miner.record.text.len());
         if !racing || miner.record.rejected.is_some() {
             return Step::wait();
         }
-        match cleaning::on_prefix(&miner.record.text, &self.prompt) {
+        match miner.judge.feed(&text, &self.prompt) {
             PrefixVerdict::Wait => Step::wait(),
             PrefixVerdict::Reject(reason) => {
                 miner.record.rejected = Some(reason);
@@ -119,15 +160,30 @@ impl Fanout {
 
     /// Miner `i`'s reply ended. The chosen miner ending ends the fan-out (answered, or broken
     /// off); with [`Strategy::First`] and nobody chosen yet, a usable whole text is chosen.
-    pub fn on_done(&mut self, i: usize, outcome: Outcome) -> Step {
+    pub fn on_done(&mut self, i: usize, mut outcome: Outcome) -> Step {
         let racing = self.racing();
-        let Some(miner) = self.miners.get_mut(i) else {
+        if i >= self.miners.len() || self.miners[i].record.rejected == Some(OVER_BUDGET) {
             return Step::wait();
-        };
+        }
+        // The dendrite's copy of the text: only what the chunks did not bring is kept.
+        let whole = std::mem::take(&mut outcome.text);
+        let seen = self.miners[i].record.text.len();
+        if let Some(rest) = whole.get(seen..).filter(|r| !r.is_empty())
+            && whole.starts_with(self.miners[i].record.text.as_str())
+            && self.chosen != Some(i)
+        {
+            if self.hold(i, rest) {
+                let end = self.miners[i].record.text.len();
+                self.miners[i].held.push(end);
+            } else {
+                self.miners[i].record.rejected = Some(OVER_BUDGET);
+            }
+        }
+        drop(whole);
+        let miner = &mut self.miners[i];
         let uid = miner.record.target.uid;
         let chosen_end = (self.chosen == Some(i)).then(|| chosen_ended(uid, &outcome.kind));
         miner.done = true;
-        miner.record.text = outcome.text.clone();
         miner.record.outcome = Some(outcome);
         if let Some(end) = chosen_end {
             return Step::end(end);
@@ -175,6 +231,33 @@ impl Fanout {
             .collect()
     }
 
+    /// What the fan-out held, for the report.
+    pub fn text_held(&self) -> TextHeld {
+        TextHeld {
+            peak_bytes: self.peak_bytes,
+            over_budget: self.over_budget,
+        }
+    }
+
+    /// Appends `text` to miner `i`'s held text when the job's budget allows; otherwise counts
+    /// it and, unless `i` is the chosen miner (whose text is only cut short), frees its text.
+    fn hold(&mut self, i: usize, text: &str) -> bool {
+        if self.held_bytes + text.len() > JOB_TEXT_BUDGET {
+            self.over_budget += 1;
+            if self.chosen != Some(i) {
+                let record = &mut self.miners[i].record;
+                self.held_bytes -= record.text.len();
+                record.text = String::new();
+                self.miners[i].held = Vec::new();
+            }
+            return false;
+        }
+        self.held_bytes += text.len();
+        self.peak_bytes = self.peak_bytes.max(self.held_bytes);
+        self.miners[i].record.text.push_str(text);
+        true
+    }
+
     /// Whether the first usable reply is still being waited for.
     fn racing(&self) -> bool {
         self.strategy == Strategy::First && self.chosen.is_none()
@@ -184,7 +267,16 @@ impl Fanout {
     fn choose(&mut self, i: usize) -> Step {
         self.chosen = Some(i);
         let miner = &mut self.miners[i];
-        let held = std::mem::take(&mut miner.held);
+        let text = miner.record.text.as_str();
+        let mut start = 0;
+        let held = std::mem::take(&mut miner.held)
+            .into_iter()
+            .map(|end| {
+                let piece = text.get(start..end).unwrap_or_default().to_owned();
+                start = end;
+                piece
+            })
+            .collect();
         Step {
             send: chunks(miner.record.target.uid, held),
             drop: (0..self.miners.len()).filter(|&j| j != i).collect(),
@@ -483,5 +575,72 @@ mod tests {
         assert_eq!(f.on_chunk(5, "Once".into()), Step::wait());
         assert_eq!(f.on_done(5, ok("Once")), Step::wait());
         assert_eq!(f.finish().len(), 1);
+    }
+
+    #[test]
+    fn longest_over_64_miners_of_256_kib_holds_one_copy_within_the_budget() {
+        const REPLY: usize = 256 << 10;
+        const CHUNK: usize = 16 << 10;
+        let mut f = fanout(64, Strategy::Longest);
+        let mut dropped = Vec::new();
+        for i in 0..64 {
+            // Miner i's reply is a little longer than miner i - 1's.
+            let text = format!("{}{}", "a".repeat(REPLY), "b".repeat(i));
+            for piece in text.as_bytes().chunks(CHUNK) {
+                let step = f.on_chunk(i, String::from_utf8(piece.to_vec()).unwrap());
+                assert!(step.send.is_empty());
+                dropped.extend(step.drop);
+            }
+            f.on_done(i, ok(&text));
+        }
+        let held = f.text_held();
+        // Before: text, record copy and held chunks, about 3 × 16 MiB for this job.
+        assert!(held.peak_bytes <= JOB_TEXT_BUDGET, "{held:?}");
+        assert!(held.peak_bytes > JOB_TEXT_BUDGET / 2, "{held:?}");
+        assert_eq!(held.over_budget, dropped.len());
+        assert!(dropped.len() >= 30 && dropped.len() < 64, "{dropped:?}");
+        // The longest reply that fitted is chosen and streamed whole, in its chunks.
+        let fitted = (0..64).filter(|i| !dropped.contains(i)).max().unwrap();
+        let step = f.on_all_done();
+        assert_eq!(
+            step.end,
+            Some(FanoutEnd::Answered {
+                uid: 100 + fitted as u16
+            })
+        );
+        let sent: usize = step.send.iter().map(|c| c.delta.len()).sum();
+        assert_eq!(sent, REPLY + fitted);
+        let records = f.finish();
+        assert_eq!(records[dropped[0]].rejected, Some(OVER_BUDGET));
+        assert!(records[dropped[0]].text.is_empty());
+        assert!(
+            records
+                .iter()
+                .all(|r| r.outcome.as_ref().is_none_or(|o| o.text.is_empty()))
+        );
+    }
+
+    #[test]
+    fn a_whitespace_flood_costs_little_and_does_not_delay_a_good_miner() {
+        let mut f = fanout(2, Strategy::First);
+        let started = std::time::Instant::now();
+        let mut rejected_at = None;
+        for n in 0..100_000 {
+            let step = f.on_chunk(0, " ".into());
+            if !step.drop.is_empty() && rejected_at.is_none() {
+                rejected_at = Some(n);
+            }
+        }
+        let step = f.on_chunk(1, "Once upon".into());
+        let took = started.elapsed();
+        // Before: 9 s of CPU for the flood, the good miner's first chunk 8.8 s late.
+        assert!(
+            took < std::time::Duration::from_millis(200),
+            "took {took:?}"
+        );
+        assert_eq!(rejected_at, Some(cleaning::WAIT_CAP - 1));
+        assert_eq!(sent(&step), vec![(101, "Once upon")]);
+        let records = f.finish();
+        assert_eq!(records[0].rejected, Some(cleaning::STALLING));
     }
 }

@@ -143,6 +143,7 @@ mod tests {
                 end: FanoutEnd::Answered { uid: 3 },
                 miners: vec![],
                 time_to_first_chunk: None,
+                text_held: Default::default(),
             }
         };
         let cancel = CancellationToken::new();
@@ -178,6 +179,7 @@ mod tests {
                 end: FanoutEnd::Cancelled,
                 miners: vec![],
                 time_to_first_chunk: None,
+                text_held: Default::default(),
             }
         };
         let report = outbox
