@@ -83,6 +83,8 @@ fn worker_env(prefix: &str, db: &str, ops: u16) -> Vec<(&'static str, String)> {
         ("BT_WALLET_PATH", wallets().display().to_string()),
         ("BT_WALLET_NAME", "sn1-validator".into()),
         ("BT_WALLET_HOTKEY", "default".into()),
+        // The fake chain lists its miners on loopback, refused from the chain unless allowed.
+        ("AXON_ALLOW", "127.0.0.0/8".into()),
     ]
 }
 

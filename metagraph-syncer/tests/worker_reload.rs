@@ -16,12 +16,24 @@ use sn1_contracts::metagraph::MetagraphUpdated;
 use sn1_contracts::store::Store;
 use sn1_metagraph_syncer::Syncer;
 use sn1_simnet::chain::{FakeChain, Head};
+use sn1_worker::axon_policy::{AxonPolicy, Cidr};
 use sn1_worker::directory::Directory;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// `our_metagraph`'s axons are private and documentation addresses, which a chain-sourced
+/// metagraph refuses unless allowed: this test is about reloading, so it allows them.
+fn its_addresses() -> AxonPolicy {
+    AxonPolicy {
+        allow: ["10.0.0.0/8", "2001:db8::/32"]
+            .iter()
+            .map(|c| c.parse::<Cidr>().unwrap())
+            .collect(),
+    }
 }
 
 async fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
@@ -49,7 +61,9 @@ async fn workers_load_the_newest_snapshot_on_notification() {
     let (db, _pool) = migrated_db("reload").await;
 
     // A worker's directory before any snapshot: empty, not an error.
-    let directory = Directory::from_store(db.clone(), 1).await.unwrap();
+    let directory = Directory::from_store(db.clone(), 1, its_addresses())
+        .await
+        .unwrap();
     assert!(directory.snapshot().neurons.is_empty());
     assert_eq!(directory.snapshot_id(), None);
     let bus = Bus::Nats(
@@ -148,7 +162,7 @@ async fn an_unmigrated_database_stops_the_worker_clearly() {
         .await
         .expect("Postgres on 127.0.0.1:5432");
     let store = Store::postgres(&url, 2).await.unwrap();
-    let err = Directory::from_store(store, 1)
+    let err = Directory::from_store(store, 1, AxonPolicy::default())
         .await
         .err()
         .expect("must fail");

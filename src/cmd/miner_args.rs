@@ -1,10 +1,12 @@
 //! Flags shared by the roles that ask miners (`worker`, `standalone`): how to talk to miners,
-//! how many jobs at once, per-miner limits, and who counts as a candidate.
+//! how many jobs at once, per-miner limits, and who counts as a candidate (including which
+//! non-public axon addresses from the chain may be asked, `--axon-allow`).
 
 use super::common::parse_duration;
 use sn1_bittensor::dendrite::MinerProtocol;
 use sn1_bittensor::synapse::SynapseShape;
 use sn1_worker::WorkerConfig;
+use sn1_worker::axon_policy::{AxonPolicy, Cidr};
 use sn1_worker::selection::SelectionPolicy;
 use std::time::Duration;
 
@@ -78,6 +80,12 @@ pub struct MinerArgs {
     /// Ask at most one miner per IP.
     #[arg(long = "one-per-ip", env = "ONE_PER_IP")]
     pub one_per_ip: bool,
+    /// Address blocks (CIDR, comma-separated, e.g. `10.20.0.0/16,fd00::/8`) whose axons may be
+    /// asked although not public. Applies to metagraphs from the chain (Postgres / the synced
+    /// SQLite snapshots); loopback, private, link-local, CGNAT, multicast, broadcast,
+    /// documentation and reserved axons are otherwise refused. A --metagraph-file is trusted.
+    #[arg(long = "axon-allow", env = "AXON_ALLOW", value_delimiter = ',')]
+    pub axon_allow: Vec<String>,
 }
 
 impl MinerArgs {
@@ -93,7 +101,24 @@ impl MinerArgs {
         if self.first_byte_timeout.is_zero() {
             out.push("FIRST_BYTE_TIMEOUT must be positive".into());
         }
+        for block in self.axon_allow.iter().filter(|b| !b.trim().is_empty()) {
+            if let Err(e) = block.parse::<Cidr>() {
+                out.push(format!("AXON_ALLOW / --axon-allow: {e}"));
+            }
+        }
         out
+    }
+
+    /// The rule for chain-sourced axons: `--axon-allow` plus `extra` (what a simulated subnet
+    /// needs for its own miners). Blocks that do not parse were reported by `problems()`.
+    pub fn axon_policy(&self, extra: &[Cidr]) -> AxonPolicy {
+        let mut allow: Vec<Cidr> = self
+            .axon_allow
+            .iter()
+            .filter_map(|b| b.parse().ok())
+            .collect();
+        allow.extend_from_slice(extra);
+        AxonPolicy { allow }
     }
 
     /// The worker settings these flags describe.

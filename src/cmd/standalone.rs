@@ -20,6 +20,7 @@ use sn1_simnet::chain::{FakeChain, Head};
 use sn1_simnet::fleet::{Fleet, FleetConfig};
 use sn1_worker::Worker;
 use sn1_worker::audit::run_writer;
+use sn1_worker::axon_policy::Cidr;
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use std::path::PathBuf;
@@ -217,7 +218,10 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
                 }
                 tracing::warn!(error = %e, "first metagraph sync failed; retrying in the background (no miner until it works)");
             }
-            let directory = Directory::from_store(store.clone(), args.netuid).await?;
+            // The simulated subnet's miners listen on loopback: admit them.
+            let simnet_miners = args.simnet.then_some(Cidr::IPV4_LOOPBACK);
+            let axons = args.miners.axon_policy(simnet_miners.as_slice());
+            let directory = Directory::from_store(store.clone(), args.netuid, axons).await?;
             let updates = bus.subscribe_metagraph_updates().await?;
             let (dir, stop) = (directory.clone(), shutdown.clone());
             tokio::spawn(

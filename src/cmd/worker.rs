@@ -93,7 +93,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     };
     let directory = match (&args.metagraph_file, &store) {
         (Some(path), _) => Directory::from_file(path)?,
-        (None, Some(store)) => Directory::from_store(store.clone(), args.netuid).await?,
+        (None, Some(store)) => {
+            let axons = args.miners.axon_policy(&[]);
+            Directory::from_store(store.clone(), args.netuid, axons).await?
+        }
         (None, None) => Directory::default(),
     };
     tracing::info!(

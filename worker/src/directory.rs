@@ -1,9 +1,12 @@
 //! The metagraph the worker picks miners from: the newest stored snapshot of its netuid
 //! (written by the metagraph syncer, reloaded on the bus's metagraph notices and by a periodic
 //! check), or a static file (`--metagraph-file`, which overrides the store), or a fixed value
-//! (tests, simnet). Readers take a cheap snapshot (`Arc`) so a reload never blocks a job, and a
+//! (tests, simnet). Store snapshots come from the chain, where anyone registers any axon IP:
+//! they are screened by an [`AxonPolicy`] when loaded; a file or fixed value is the operator's
+//! own list and is used as written. Readers take a cheap snapshot (`Arc`) so a reload never blocks a job, and a
 //! failed reload keeps the current metagraph.
 
+use crate::axon_policy::AxonPolicy;
 use sn1_contracts::bus::MetagraphUpdates;
 use sn1_contracts::metagraph::{Metagraph, MetagraphFileError};
 use sn1_contracts::store::{Store, StoreError};
@@ -24,6 +27,8 @@ enum Source {
         netuid: u16,
         /// Id of the loaded snapshot (0: none yet).
         loaded: Arc<AtomicI64>,
+        /// Which axons of a snapshot may be asked.
+        axons: AxonPolicy,
     },
 }
 
@@ -65,8 +70,13 @@ impl Directory {
 
     /// A directory backed by the syncer's snapshots of `netuid` in `store`: checks the schema (a
     /// clear error if `sn1-gateway migrate` has not run) and loads the newest snapshot; with
-    /// none yet it starts empty (not ready) and picks the first one up later.
-    pub async fn from_store(store: Store, netuid: u16) -> Result<Self, StoreError> {
+    /// none yet it starts empty (not ready) and picks the first one up later. Every snapshot
+    /// loaded is screened by `axons`: neurons on addresses it refuses are left out.
+    pub async fn from_store(
+        store: Store,
+        netuid: u16,
+        axons: AxonPolicy,
+    ) -> Result<Self, StoreError> {
         store.check_migrations().await?;
         let directory = Directory {
             current: Arc::new(RwLock::new(Arc::new(Metagraph {
@@ -78,6 +88,7 @@ impl Directory {
                 store,
                 netuid,
                 loaded: Arc::default(),
+                axons,
             },
         };
         if !directory.refresh_store().await? {
@@ -120,6 +131,7 @@ impl Directory {
                 store,
                 netuid,
                 loaded,
+                axons,
             } => {
                 let held = loaded.load(Ordering::SeqCst);
                 match store.latest_snapshot(*netuid).await?.map(|s| s.id) {
@@ -127,15 +139,17 @@ impl Directory {
                     Some(id) if id == held => return Ok(false),
                     Some(_) => {}
                 }
-                let Some((info, metagraph)) = store.latest_metagraph(*netuid).await? else {
+                let Some((info, mut metagraph)) = store.latest_metagraph(*netuid).await? else {
                     return Ok(false);
                 };
+                let refused: usize = axons.screen(&mut metagraph).values().sum();
                 let age = (chrono::Utc::now() - info.taken_at).num_seconds();
                 tracing::info!(
                     netuid = info.netuid,
                     block = info.block,
                     snapshot_id = info.id,
                     neurons = metagraph.neurons.len(),
+                    refused,
                     age_seconds = age,
                     "metagraph loaded from the store"
                 );

@@ -5,6 +5,7 @@
 //! and [`job::JobRunner::process`] (one job, bus-independent: what tests and standalone drive).
 
 pub mod audit;
+pub mod axon_policy;
 pub mod cleaning;
 pub mod directory;
 pub mod echo;
