@@ -116,6 +116,8 @@ pub enum Misbehaviour {
     EchoPrompt,
     /// 200 with an axon error body (`{"message":"..."}`) as the text.
     ErrorJsonAsText,
+    /// This many one-byte chunks of a space (the hostile stall of the cleaning check).
+    WhitespaceFlood(usize),
 }
 
 /// The refusal text of [`Misbehaviour::Refusal`].

@@ -72,6 +72,7 @@ pub fn plan(
         Some(Misbehaviour::Refusal) => REFUSAL_TEXT.to_owned(),
         Some(Misbehaviour::Oversize(len)) => filler(*len),
         Some(Misbehaviour::EchoPrompt) => last.to_owned(),
+        Some(Misbehaviour::WhitespaceFlood(chunks)) => " ".repeat(*chunks),
         Some(Misbehaviour::ErrorJsonAsText) => sn1_bittensor::verify::error_body(&format!(
             "Forbidden. Key is blacklisted: Unrecognized hotkey {dendrite_hotkey}."
         )),
@@ -80,6 +81,7 @@ pub fn plan(
     // Big replies go in bigger chunks so an oversize test does not take thousands of pauses.
     let chunk_chars = match misbehaviour {
         Some(Misbehaviour::Oversize(len)) => script.chunk_chars.max(len / 64),
+        Some(Misbehaviour::WhitespaceFlood(_)) => 1,
         _ => script.chunk_chars,
     };
     let mut pieces = split_chars(&text, chunk_chars);
@@ -277,6 +279,9 @@ mod tests {
         let reset = m(Misbehaviour::Reset { after_chunks: 1 });
         assert_eq!((reset.pieces.len(), reset.tail), (1, Tail::Reset));
         assert_eq!(m(Misbehaviour::EchoPrompt).pieces.concat(), b"q?");
+        let flood = m(Misbehaviour::WhitespaceFlood(1000)).pieces;
+        assert_eq!(flood.len(), 1000);
+        assert!(flood.iter().all(|p| p == b" "));
         assert_eq!(m(Misbehaviour::Oversize(1000)).pieces.concat().len(), 1000);
         let bad = m(Misbehaviour::InvalidUtf8).pieces.concat();
         assert!(std::str::from_utf8(&bad).is_err());
