@@ -153,3 +153,77 @@ async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
             .unwrap();
     assert_eq!(stored, "nul\u{FFFD}here");
 }
+
+/// A migrated fresh database and a pool on it (the README's way: `sn1-gateway migrate`).
+async fn migrated(tag: &str) -> (String, sqlx::PgPool) {
+    let url = sn1_contracts::store::testing::fresh_database(tag)
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new(bin())
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    (url, pool)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_too_large_for_nats_is_cut_and_stored() {
+    // A prompt of 170,000 control characters (six bytes each in JSON: the most a 1 MiB body
+    // allows) with 1,000 exclusions, to a hostile miner answering 100,000 more: the record would
+    // be ~1.1 MB, over NATS's 1 MB limit, and used to go unaudited. It is cut to fit, marked,
+    // and stored.
+    let (url, pool) = migrated("bigrec").await;
+    let mut miner = SimMinerConfig::new(0, sim_hotkey(0).unwrap());
+    miner.reply.text = Some("\u{1}".repeat(100_000));
+    let fleet = Fleet::start_with(vec![miner]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let env = [
+        ("DATABASE_URL", url),
+        ("AUDIT_STREAM_MAX_BYTES", (64 << 20).to_string()),
+    ];
+    let stack = Stack::start("bigrec", &mg, 1, 1, &env).await;
+    let prompt = "\u{1}".repeat(170_000);
+    let exclude: Vec<u32> = (1000..2000).collect();
+    let body = json!({"k": 1, "roles": ["user"], "messages": [prompt], "exclude": exclude});
+    let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+    assert_eq!(out.status, 200);
+    wait_for_completions(&pool, 1, Duration::from_secs(20), || stack.logs()).await;
+    let (message, completion, excluded): (String, String, i32) = sqlx::query_as(
+        "SELECT messages->>0, coalesce(completion, ''), jsonb_array_length(exclude) FROM completions",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let marker = sn1_contracts::audit::CUT_MARKER;
+    let cut = [&message, &completion]
+        .iter()
+        .filter(|t| t.ends_with(marker))
+        .count();
+    assert!(
+        cut > 0,
+        "a cut text is marked: message {} completion {} bytes\n{}",
+        message.len(),
+        completion.len(),
+        stack.logs()
+    );
+    assert!(message.len() < prompt.len());
+    assert_eq!(
+        excluded as usize,
+        sn1_contracts::audit::MAX_EXCLUDE_KEPT + 1,
+        "kept exclusions plus their count"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM miner_responses").await,
+        1,
+        "the miner's row is kept"
+    );
+}

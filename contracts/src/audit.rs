@@ -99,8 +99,6 @@ pub fn cap(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-impl ContentPolicy {}
-
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -179,9 +177,146 @@ pub struct MinerResponseRecord {
     pub selected: bool,
 }
 
+/// Appended to a text cut so that its record fits the audit queue (the hash stays the whole
+/// text's).
+pub const CUT_MARKER: &str = "…[cut to fit the audit queue]";
+
+/// Entries of `exclude` an audit record keeps; the rest are counted in a last entry.
+pub const MAX_EXCLUDE_KEPT: usize = 64;
+
+impl CompletionRecord {
+    /// Serialized size in bytes (what travels on the audit queue).
+    pub fn size(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
+    }
+
+    /// Cuts the largest texts (prompt messages, the answer, miner texts) until the record's
+    /// serialized size is at most `max_bytes`, marking each cut text with [`CUT_MARKER`]; keeps
+    /// every other field. Returns whether anything was cut. A record is never dropped for its
+    /// size: what is left of it still says who asked what, of whom, and how it went.
+    pub fn fit(&mut self, max_bytes: usize) -> bool {
+        let mut cut = false;
+        loop {
+            let size = self.size();
+            let Some(text) = (size > max_bytes).then(|| self.largest_text()).flatten() else {
+                return cut;
+            };
+            cut = true;
+            // JSON escapes make a text take up to 6× its bytes: cut at least the excess.
+            let keep = text
+                .len()
+                .saturating_sub(size - max_bytes + CUT_MARKER.len())
+                .min(text.len() / 2);
+            let mut kept = cap(text, keep).to_string();
+            kept.push_str(CUT_MARKER);
+            *text = kept;
+        }
+    }
+
+    /// The longest text still worth cutting, if any.
+    fn largest_text(&mut self) -> Option<&mut String> {
+        let messages = self.messages.iter_mut().flatten();
+        let answer = self.completion.text.iter_mut();
+        let miners = self.miners.iter_mut().filter_map(|m| m.text.text.as_mut());
+        messages
+            .chain(answer)
+            .chain(miners)
+            .filter(|t| t.len() > CUT_MARKER.len() * 2)
+            .max_by_key(|t| t.len())
+    }
+}
+
+/// A request's `exclude` as the audit log keeps it: at most [`MAX_EXCLUDE_KEPT`] entries, then
+/// one `"+N more"`.
+pub fn kept_exclusions(exclude: Vec<serde_json::Value>) -> serde_json::Value {
+    let more = exclude.len().saturating_sub(MAX_EXCLUDE_KEPT);
+    let mut kept: Vec<_> = exclude.into_iter().take(MAX_EXCLUDE_KEPT).collect();
+    if more > 0 {
+        kept.push(serde_json::json!(format!("+{more} more")));
+    }
+    serde_json::Value::Array(kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(text: &str, miners: usize) -> CompletionRecord {
+        let miner = MinerResponseRecord {
+            uid: 1,
+            hotkey: "5Hk".into(),
+            outcome: "ok".into(),
+            status_code: Some(200),
+            time_to_first_byte_ms: Some(1.0),
+            total_ms: Some(2.0),
+            chunks: 1,
+            bytes: text.len() as u64,
+            text: ContentPolicy::Full.keep(text),
+            clean_reason: None,
+            selected: false,
+        };
+        CompletionRecord {
+            request_id: "r".into(),
+            created_at: Utc::now(),
+            api_key_id: "k".into(),
+            endpoint: "chat".into(),
+            netuid: 1,
+            k: miners as u16,
+            timeout_s: 10.0,
+            strategy: "first".into(),
+            sampling_mode: "random".into(),
+            exclude: serde_json::json!([]),
+            roles: vec!["user".into()],
+            messages: Some(vec![text.to_string()]),
+            messages_sha256: None,
+            selected_uid: Some(1),
+            completion: ContentPolicy::Full.keep(text),
+            status: "answered".into(),
+            error: None,
+            time_to_first_chunk_ms: None,
+            total_ms: 1.0,
+            miners: vec![miner; miners],
+        }
+    }
+
+    #[test]
+    fn a_record_of_control_characters_is_cut_to_fit_and_marked() {
+        // Each control character becomes six bytes of JSON: 640 KiB of them is ~4 MB.
+        let hostile = "\u{1}".repeat(64 * 1024);
+        let mut r = record(&hostile, 9);
+        assert!(r.size() > 1 << 20);
+        let whole = r.completion.sha256.clone();
+        assert!(r.fit(1_000_000));
+        assert!(r.size() <= 1_000_000, "{}", r.size());
+        // Each text is either whole or cut and marked; the hashes stay the whole texts'.
+        let texts: Vec<&str> = (r.messages.iter().flatten().map(String::as_str))
+            .chain(r.completion.text.as_deref())
+            .chain(r.miners.iter().filter_map(|m| m.text.text.as_deref()))
+            .collect();
+        let cut = texts.iter().filter(|t| t.ends_with(CUT_MARKER)).count();
+        assert!(cut > 0);
+        assert!(
+            texts
+                .iter()
+                .all(|t| t.ends_with(CUT_MARKER) || *t == hostile)
+        );
+        assert_eq!(r.completion.sha256, whole);
+        assert_eq!(r.miners.len(), 9, "every miner's row stays");
+        // A record that fits is left alone.
+        let mut small = record("fine", 3);
+        let before = small.clone();
+        assert!(!small.fit(1_000_000));
+        assert_eq!(small, before);
+    }
+
+    #[test]
+    fn exclusions_are_capped_with_a_count() {
+        let many: Vec<_> = (0..1000).map(|i| serde_json::json!(i)).collect();
+        let kept = kept_exclusions(many);
+        let list = kept.as_array().map(Vec::len);
+        assert_eq!(list, Some(MAX_EXCLUDE_KEPT + 1));
+        assert_eq!(kept[MAX_EXCLUDE_KEPT], "+936 more");
+    }
 
     #[test]
     fn capped_content_keeps_the_hash_of_the_whole_text() {

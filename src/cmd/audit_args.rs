@@ -43,6 +43,7 @@ impl AuditArgs {
             content: self.content,
             max_text_bytes: self.max_text_bytes,
             netuid,
+            ..AuditSettings::default()
         }
     }
 

@@ -8,7 +8,9 @@ use crate::cleaning;
 use crate::fanout::MinerRecord;
 use crate::job::JobSummary;
 use sn1_bittensor::reply::OutcomeKind;
-use sn1_contracts::audit::{CompletionRecord, ContentPolicy, MinerResponseRecord, cap, storable};
+use sn1_contracts::audit::{
+    CompletionRecord, ContentPolicy, MinerResponseRecord, cap, kept_exclusions, storable,
+};
 use sn1_contracts::bus::{AuditDelivery, Bus};
 use sn1_contracts::job::ChatJob;
 use sn1_contracts::retry::{Backoff, sleep_or_stop};
@@ -25,6 +27,9 @@ pub struct AuditSettings {
     pub max_text_bytes: usize,
     /// The subnet, recorded with each request.
     pub netuid: u16,
+    /// A record's serialized size at most; a larger one has its texts cut (marked) until it
+    /// fits. The worker lowers it further to the bus's own message limit.
+    pub max_record_bytes: usize,
 }
 
 impl Default for AuditSettings {
@@ -33,16 +38,34 @@ impl Default for AuditSettings {
             content: ContentPolicy::Full,
             max_text_bytes: 16 * 1024,
             netuid: 1,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
 
-/// The audit record of one finished job.
+/// NATS's default `max_payload` (1 MiB) less room for the message's headers and subject.
+const DEFAULT_MAX_RECORD_BYTES: usize = (1 << 20) - RECORD_HEADROOM;
+
+/// Bytes of a bus message that are not the record (headers, message id, subject).
+const RECORD_HEADROOM: usize = 4 * 1024;
+
+impl AuditSettings {
+    /// The record size limit on a bus that carries at most `bus_max` bytes per message.
+    pub fn record_limit(&self, bus_max: Option<usize>) -> usize {
+        bus_max.map_or(self.max_record_bytes, |m| {
+            self.max_record_bytes.min(m.saturating_sub(RECORD_HEADROOM))
+        })
+    }
+}
+
+/// The audit record of one finished job, cut to at most `max_bytes` serialized (texts cut
+/// and marked, never the record dropped).
 pub fn build_record(
     job: &ChatJob,
     summary: &JobSummary,
     total: Duration,
     settings: &AuditSettings,
+    max_bytes: usize,
 ) -> CompletionRecord {
     let (messages, messages_sha256) = settings
         .content
@@ -53,7 +76,7 @@ pub fn build_record(
         .max_text_bytes
         .min(MINER_TEXTS_BUDGET / summary.miners.len().max(1));
     let text_of = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    CompletionRecord {
+    let mut record = CompletionRecord {
         request_id: job.request_id.clone(),
         created_at: job.created_at,
         api_key_id: job.api_key_id.clone(),
@@ -63,15 +86,17 @@ pub fn build_record(
         timeout_s: job.budget().as_secs_f64(),
         strategy: text_of(serde_json::json!(job.params.strategy)),
         sampling_mode: text_of(serde_json::json!(job.params.sampling_mode)),
-        exclude: serde_json::json!(
+        exclude: kept_exclusions(
             job.params
                 .exclude
                 .iter()
                 .map(|e| match e {
                     sn1_contracts::job::Exclusion::Uid(u) => serde_json::json!(u),
-                    sn1_contracts::job::Exclusion::Hotkey(h) => serde_json::json!(storable(h)),
+                    sn1_contracts::job::Exclusion::Hotkey(h) => {
+                        serde_json::json!(storable(cap(h, 128)))
+                    }
                 })
-                .collect::<Vec<_>>()
+                .collect(),
         ),
         roles: job.params.roles.clone(),
         messages,
@@ -89,7 +114,12 @@ pub fn build_record(
             .iter()
             .map(|m| miner_row(m, settings, per_miner))
             .collect(),
+    };
+    if record.fit(max_bytes) {
+        metrics::counter!("sn1_worker_audit_records_cut_total").increment(1);
+        tracing::warn!(request_id = %job.request_id, max_bytes, "audit record cut to fit the audit queue");
     }
+    record
 }
 
 /// Bytes of prompt kept per record (all messages together).
@@ -170,6 +200,9 @@ fn clean_reason(m: &MinerRecord) -> Option<String> {
 pub struct WriterConfig {
     /// Records per insert at most.
     pub batch: usize,
+    /// Bytes of records per insert at most (about: a batch stops once it is reached), so a
+    /// batch of large records cannot take a writer's memory.
+    pub max_batch_bytes: usize,
     /// After the first record of a batch, wait this long for more (latency vs. throughput).
     pub linger: Duration,
     /// Prompts and texts older than this are pruned to their hashes (`None`: kept).
@@ -182,6 +215,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             batch: 1000,
+            max_batch_bytes: 16 << 20,
             linger: Duration::from_millis(50),
             retention: None,
             prune_interval: Duration::from_secs(600),
@@ -200,7 +234,9 @@ pub async fn run_writer(
     config: WriterConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut batches = bus.audit_batches(config.batch).await?;
+    let mut batches = bus
+        .audit_batches(config.batch, config.max_batch_bytes)
+        .await?;
     if let Some(retention) = config.retention {
         let (store, stop, every) = (store.clone(), shutdown.clone(), config.prune_interval);
         tokio::spawn(prune_loop(store, retention, every, stop));
@@ -219,7 +255,9 @@ pub async fn run_writer(
                 if !sleep_or_stop(backoff.next_delay(), &shutdown).await {
                     break;
                 }
-                batches = bus.audit_batches(config.batch).await?;
+                batches = bus
+                    .audit_batches(config.batch, config.max_batch_bytes)
+                    .await?;
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "audit queue error");

@@ -249,7 +249,8 @@ impl Worker {
             if let Some(settings) = &self.audit
                 && summary.status != job::JobStatus::Skipped
             {
-                let record = audit::build_record(&job, &summary, elapsed, settings);
+                let limit = settings.record_limit(self.bus.max_message_bytes());
+                let record = audit::build_record(&job, &summary, elapsed, settings, limit);
                 if let Err(e) = self.bus.publish_audit(&record).await {
                     metrics::counter!("sn1_worker_audit_publish_failures_total").increment(1);
                     tracing::warn!(error = %e, "audit record not published");

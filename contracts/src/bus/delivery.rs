@@ -70,6 +70,8 @@ impl JobDelivery {
 pub struct AuditDelivery {
     /// The record, `None` when the message was not a valid record.
     pub record: Option<CompletionRecord>,
+    /// Its size on the queue, bytes (what a batch's byte cap counts).
+    pub size: usize,
     pub(crate) acker: Acker,
 }
 

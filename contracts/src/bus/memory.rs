@@ -121,9 +121,10 @@ impl MemoryBus {
         try_send(&self.audit_tx, record.clone(), "audit queue")
     }
 
-    pub(super) fn audit_batches(&self, batch: usize) -> AuditBatches {
+    pub(super) fn audit_batches(&self, batch: usize, max_bytes: usize) -> AuditBatches {
         let records = receiver_stream(self.audit_rx.clone()).map(|record| {
             Ok(AuditDelivery {
+                size: record.size(),
                 record: Some(record),
                 acker: Acker::Memory,
             })
@@ -131,6 +132,7 @@ impl MemoryBus {
         AuditBatches {
             records: records.boxed(),
             batch: batch.max(1),
+            max_bytes,
         }
     }
 

@@ -177,11 +177,25 @@ impl Bus {
         }
     }
 
-    /// The audit writers' queue, delivering up to `batch` records at a time.
-    pub async fn audit_batches(&self, batch: usize) -> Result<AuditBatches, BusError> {
+    /// The audit writers' queue, delivering up to `batch` records, or about `max_bytes`, at a
+    /// time.
+    pub async fn audit_batches(
+        &self,
+        batch: usize,
+        max_bytes: usize,
+    ) -> Result<AuditBatches, BusError> {
         match self {
-            Bus::Nats(b) => b.audit_batches(batch).await,
-            Bus::Memory(b) => Ok(b.audit_batches(batch)),
+            Bus::Nats(b) => b.audit_batches(batch, max_bytes).await,
+            Bus::Memory(b) => Ok(b.audit_batches(batch, max_bytes)),
+        }
+    }
+
+    /// The largest message the bus carries, bytes (NATS: the server's `max_payload`, known once
+    /// connected; `None` before, and for the in-process bus, which has no limit).
+    pub fn max_message_bytes(&self) -> Option<usize> {
+        match self {
+            Bus::Nats(b) => b.max_message_bytes(),
+            Bus::Memory(_) => None,
         }
     }
 

@@ -76,11 +76,13 @@ impl JobStream {
 pub struct AuditBatches {
     pub(crate) records: BoxStream<'static, Result<AuditDelivery, BusError>>,
     pub(crate) batch: usize,
+    pub(crate) max_bytes: usize,
 }
 
 impl AuditBatches {
     /// Waits for at least one record, then takes whatever else arrives within `linger`, up to
-    /// the batch size. `None` when the queue ended.
+    /// the batch size or the batch's byte cap (whichever comes first; one record alone may be
+    /// larger). `None` when the queue ended.
     pub async fn next_batch(
         &mut self,
         linger: Duration,
@@ -89,11 +91,15 @@ impl AuditBatches {
             Ok(d) => d,
             Err(e) => return Some(Err(e)),
         };
+        let mut bytes = first.size;
         let mut out = vec![first];
         let until = tokio::time::Instant::now() + linger;
-        while out.len() < self.batch {
+        while out.len() < self.batch && bytes < self.max_bytes {
             match tokio::time::timeout_at(until, self.records.next()).await {
-                Ok(Some(Ok(d))) => out.push(d),
+                Ok(Some(Ok(d))) => {
+                    bytes += d.size;
+                    out.push(d);
+                }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "audit queue hiccup");
                     break;

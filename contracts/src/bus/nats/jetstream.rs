@@ -274,7 +274,11 @@ impl NatsBus {
     }
 
     /// The audit writers' durable consumer, delivering up to `batch` records per pull.
-    pub(crate) async fn audit_batches(&self, batch: usize) -> Result<AuditBatches, BusError> {
+    pub(crate) async fn audit_batches(
+        &self,
+        batch: usize,
+        max_bytes: usize,
+    ) -> Result<AuditBatches, BusError> {
         let batch = batch.max(1);
         let intake = self.intake(&self.audit_queue(batch), batch).await?;
         let records = futures::stream::unfold(intake, |mut intake| async move {
@@ -292,6 +296,7 @@ impl NatsBus {
             };
             let delivery = AuditDelivery {
                 record,
+                size: msg.payload.len(),
                 acker: Acker::Nats(msg),
             };
             Some((Ok(delivery), intake))
@@ -299,6 +304,7 @@ impl NatsBus {
         Ok(AuditBatches {
             records: records.boxed(),
             batch,
+            max_bytes,
         })
     }
 }

@@ -80,6 +80,13 @@ impl NatsBus {
         &self.subjects
     }
 
+    /// The server's `max_payload`, once connected.
+    pub(super) fn max_message_bytes(&self) -> Option<usize> {
+        self.is_connected()
+            .then(|| self.client.server_info().max_payload)
+            .filter(|n| *n > 0)
+    }
+
     /// Whether the connection to the server is up.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
