@@ -43,22 +43,7 @@ async fn wait_for_completions(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
-    let url = sn1_contracts::store::testing::fresh_database("durable")
-        .await
-        .unwrap();
-    // The README's way: migrate first, with the binary.
-    let out = tokio::process::Command::new(bin())
-        .arg("migrate")
-        .env("DATABASE_URL", &url)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (url, pool) = migrated("durable").await;
 
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
     let proxied = url.replace("127.0.0.1:5432", &proxy.addr.to_string());
