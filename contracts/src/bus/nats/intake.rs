@@ -8,9 +8,10 @@
 //! consumer asks for a message, lives at most [`PULL_EXPIRES`], and is re-issued at once after every
 //! reconnect or when the server says it ended — so a lost pull costs at most a couple of seconds.
 //!
-//! Each pull is answered on a subscription of its own (`<inbox>.<n>`): a job that arrives for a
-//! pull this worker already gave up on (re-issued after a reconnect while the server still held
-//! the old one) is handed back at once rather than held while the worker is busy.
+//! A pull this consumer gives up on (re-issued after a reconnect while the server may still hold
+//! the old one) keeps its own subscription (`<inbox>.<n>`) until it expires, and a job that still
+//! arrives there is handed back at once rather than held while the worker is busy; a pull the
+//! server ended hands its subscription on to the next pull.
 
 use crate::bus::BusError;
 use crate::bus::unavailable;
@@ -42,8 +43,11 @@ pub(crate) struct Intake {
     received: usize,
     /// Number of the latest pull (its reply subject is `<inbox>.<n>`).
     pulls: u64,
-    /// The outstanding pull: its subscription and when it expires.
-    pending: Option<(Subscriber, Instant)>,
+    /// The outstanding pull: its subscription, reply subject and when it expires.
+    pending: Option<(Subscriber, String, Instant)>,
+    /// A subscription whose pull the server ended (nothing more can arrive on it), ready for
+    /// the next pull: one SUB per pull would cost a round of protocol per job.
+    spare: Option<(Subscriber, String)>,
     /// Bumped on every (re)connect of the client.
     connects: watch::Receiver<u64>,
 }
@@ -85,6 +89,7 @@ impl Intake {
             received: 0,
             pulls: 0,
             pending: None,
+            spare: None,
             connects,
         })
     }
@@ -96,14 +101,14 @@ impl Intake {
             if self.pending.is_none() {
                 self.pull().await?;
             }
-            let Some((sub, expires)) = self.pending.as_mut() else {
+            let Some((sub, _, expires)) = self.pending.as_mut() else {
                 continue;
             };
             let lost_at = *expires + PULL_SLACK;
             tokio::select! {
                 msg = sub.next() => {
                     let Some(msg) = msg else {
-                        self.end(Ended::ByServer);
+                        self.pending = None;
                         return Ok(Delivery::Closed);
                     };
                     match msg.status {
@@ -143,7 +148,7 @@ impl Intake {
     /// Stops taking messages: the outstanding pull is let go and every one that still arrives for
     /// it is handed back at once, for another worker.
     pub(crate) async fn release(mut self) {
-        if let Some((sub, expires)) = self.pending.take() {
+        if let Some((sub, _, expires)) = self.pending.take() {
             hand_back_until(sub, self.js.clone(), expires + PULL_SLACK).await;
         }
     }
@@ -151,32 +156,45 @@ impl Intake {
     /// Gives up the outstanding pull. One the server may still answer keeps its subscription
     /// until it expires, handing back whatever arrives.
     fn end(&mut self, how: Ended) {
-        let Some((sub, expires)) = self.pending.take() else {
+        let Some((sub, reply, expires)) = self.pending.take() else {
             return;
         };
-        if let Ended::ByUs = how {
-            tokio::spawn(hand_back_until(sub, self.js.clone(), expires + PULL_SLACK));
+        match how {
+            Ended::ByServer => self.spare = Some((sub, reply)),
+            Ended::ByUs => {
+                tokio::spawn(hand_back_until(sub, self.js.clone(), expires + PULL_SLACK));
+            }
         }
     }
 
     /// Asks the server for a batch, answered on a subject of this pull's own.
     async fn pull(&mut self) -> Result<(), BusError> {
-        self.pulls += 1;
-        let reply = format!("{}.{}", self.inbox, self.pulls);
-        let sub = self
-            .client
-            .subscribe(reply.clone())
-            .await
-            .map_err(unavailable)?;
+        let (sub, reply) = match self.spare.take() {
+            Some(spare) => spare,
+            None => {
+                self.pulls += 1;
+                let reply = format!("{}.{}", self.inbox, self.pulls);
+                let sub = self
+                    .client
+                    .subscribe(reply.clone())
+                    .await
+                    .map_err(unavailable)?;
+                (sub, reply)
+            }
+        };
         let request = serde_json::json!({
             "batch": self.batch,
             "expires": PULL_EXPIRES.as_nanos() as u64,
         });
         self.client
-            .publish_with_reply(self.next_subject.clone(), reply, request.to_string().into())
+            .publish_with_reply(
+                self.next_subject.clone(),
+                reply.clone(),
+                request.to_string().into(),
+            )
             .await
             .map_err(unavailable)?;
-        self.pending = Some((sub, Instant::now() + PULL_EXPIRES));
+        self.pending = Some((sub, reply, Instant::now() + PULL_EXPIRES));
         self.received = 0;
         Ok(())
     }
