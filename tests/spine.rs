@@ -57,6 +57,7 @@ both_backends!(
     a_stalling_miner_does_not_delay_a_good_one_and_timeouts_are_stream_errors,
     client_disconnect_closes_the_miner_connections,
     a_long_answer_arrives_whole,
+    a_byte_by_byte_miner_costs_its_client_bytes_linear_in_the_answer,
 );
 
 /// Miners that stream `words` five-character chunks, `gap_ms` apart: a long-running answer.
@@ -239,6 +240,50 @@ async fn a_long_answer_arrives_whole(backend: Backend) {
     assert_eq!(body["completion"], words.as_str());
 }
 
+/// A miner sending 5,000 one-byte chunks 1 ms apart made its client download 205 MB of NDJSON
+/// (every seed `StreamChunk` repeats all earlier chunks). The answer still arrives whole, in
+/// bytes linear in it: at most the api's cap (64 × the text + 2 MiB, `api/src/answer.rs`) plus
+/// the last event.
+async fn a_byte_by_byte_miner_costs_its_client_bytes_linear_in_the_answer(backend: Backend) {
+    const BYTES: usize = 5_000;
+    let fleet = fleet_of(1, |c| {
+        c.misbehaviour = Some(Misbehaviour::ByteFlood(BYTES));
+        c.reply.chunk_delay = Duration::from_millis(1);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mg = write_metagraph(&fleet, dir.path());
+    let stack = Stack::start_on(backend, "byteflood", &mg, &[]).await;
+    let body = json!({"k": 1, "timeout": 60, "roles": ["user"], "messages": ["flood me"]});
+    let out = post_ndjson(&stack.api(0, "/chat"), &stack.key, &body).await;
+    assert_eq!(out.status, 200, "{}", stack.logs());
+    let (text, _) = check_stream_events(&out.events);
+    assert_eq!(
+        text,
+        sn1_simnet::miner::byte_flood(BYTES),
+        "the answer is whole"
+    );
+    eprintln!(
+        "byte flood: {} bytes, {} events in {:?} for {BYTES} bytes of text",
+        out.bytes,
+        out.events.len(),
+        out.elapsed
+    );
+    let last_event = 2 * BYTES + 24 * out.events.len() + 512;
+    let cap = 64 * BYTES + 2 * 1024 * 1024 + last_event;
+    assert!(
+        out.bytes <= cap,
+        "{} bytes on the wire for {BYTES} bytes of text (cap {cap}, {} events)",
+        out.bytes,
+        out.events.len()
+    );
+    assert!(
+        out.events.len() < BYTES / 4,
+        "{} events for {BYTES} one-byte chunks",
+        out.events.len()
+    );
+}
+
 async fn auth_and_validation_errors(backend: Backend) {
     let fleet = fleet_of(1, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
@@ -321,7 +366,7 @@ async fn auth_and_validation_errors(backend: Backend) {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("swagger"));
     let metrics = client
-        .get(stack.api(0, "/metrics"))
+        .get(stack.api_ops(0, "/metrics"))
         .send()
         .await
         .unwrap()

@@ -1,22 +1,24 @@
 //! The public event objects of the seed's API (`StreamChunk`, `StreamError`) and the final JSON
 //! of a non-streamed answer, plus their NDJSON and SSE framing.
 
+use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// One piece of a streamed answer. The last one has `finish_reason: "finished"` and an empty
 /// `delta`.
+/// Built by reference: the accumulated fields are the relay's own, not copies.
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct StreamChunk {
+pub struct StreamChunk<'a> {
     /// The new text.
-    pub delta: String,
+    pub delta: &'a str,
     /// `null` while streaming, `"finished"` on the last chunk.
     pub finish_reason: Option<&'static str>,
     /// Every delta so far, this one included.
-    pub accumulated_chunks: Vec<String>,
+    pub accumulated_chunks: &'a [String],
     /// Seconds from the request's arrival to each delta.
-    pub accumulated_chunks_timings: Vec<f64>,
+    pub accumulated_chunks_timings: &'a [f64],
     /// RFC 3339 UTC.
     pub timestamp: String,
     /// 1-based position among the events of this response.
@@ -72,13 +74,18 @@ impl Framing {
     }
 
     /// One event on the wire.
-    pub fn event(self, value: &impl Serialize) -> String {
-        // Serializing these plain structs cannot fail.
-        let json = serde_json::to_string(value).unwrap_or_default();
-        match self {
-            Framing::Ndjson => format!("{json}\n"),
-            Framing::Sse => format!("data: {json}\n\n"),
+    pub fn event(self, value: &impl Serialize) -> Bytes {
+        let mut out = Vec::with_capacity(512);
+        if self == Framing::Sse {
+            out.extend_from_slice(b"data: ");
         }
+        // Serializing these plain structs into memory cannot fail.
+        let _ = serde_json::to_writer(&mut out, value);
+        out.extend_from_slice(match self {
+            Framing::Ndjson => b"\n",
+            Framing::Sse => b"\n\n",
+        });
+        Bytes::from(out)
     }
 
     /// A keep-alive that clients ignore.

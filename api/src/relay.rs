@@ -5,6 +5,7 @@
 //! never as "finished"), and, when the client goes away first, sends a cancel so the worker stops
 //! the fan-out.
 
+use crate::answer::Answer;
 use crate::dispatch::Dispatch;
 use crate::events::{StreamChunk, StreamError, now_rfc3339};
 use sn1_contracts::bus::EventStream;
@@ -24,11 +25,11 @@ enum Follow {
 
 /// What the relay produces next.
 #[derive(Debug)]
-pub enum Relayed {
+pub enum Relayed<'a> {
     /// A piece of the answer.
-    Chunk(StreamChunk),
+    Chunk(StreamChunk<'a>),
     /// The answer is complete (a `StreamChunk` with `finish_reason: "finished"`).
-    Finished(StreamChunk),
+    Finished(StreamChunk<'a>),
     /// The answer failed; `timed_out` tells a timeout from other failures.
     Failed {
         /// The event for the client.
@@ -37,6 +38,19 @@ pub enum Relayed {
         timed_out: bool,
     },
     /// Nothing happened for a while: send a keep-alive.
+    Idle,
+}
+
+/// What to send next, decided before the event is built (events are numbered as they go out).
+#[derive(Debug)]
+enum Step {
+    /// The text released last.
+    Text,
+    Finished,
+    Failed {
+        error: String,
+        timed_out: bool,
+    },
     Idle,
 }
 
@@ -65,9 +79,9 @@ pub struct Relay {
     next_seq: u64,
     /// While no worker is followed: when one must have taken the re-queued job.
     accept_by: tokio::time::Instant,
-    chunks: Vec<String>,
-    timings_s: Vec<f64>,
-    selected_uid: i32,
+    answer: Answer,
+    /// The end, waiting behind the text released with it.
+    deferred: Option<Step>,
     sequence: u64,
     last_event: tokio::time::Instant,
     /// When something (event or keep-alive) was last handed to the client.
@@ -99,9 +113,8 @@ impl Relay {
             worker: Some(worker),
             next_seq: seq + 1,
             accept_by: now,
-            chunks: Vec::new(),
-            timings_s: Vec::new(),
-            selected_uid: -1,
+            answer: Answer::new(),
+            deferred: None,
             sequence: 0,
             last_event: now,
             last_sent: now,
@@ -110,9 +123,9 @@ impl Relay {
         }
     }
 
-    /// Every delta so far, with its timing, and the selected uid.
+    /// Every delta sent so far, with its timing, and the selected uid.
     pub fn answer(&self) -> (&[String], &[f64], i32) {
-        (&self.chunks, &self.timings_s, self.selected_uid)
+        (&self.answer.chunks, &self.answer.timings, self.answer.uid)
     }
 
     /// Seconds since the request arrived.
@@ -121,16 +134,38 @@ impl Relay {
     }
 
     /// The next thing to send; `None` after the final event.
-    pub async fn next(&mut self) -> Option<Relayed> {
-        let next = self.next_inner().await;
+    pub async fn next(&mut self) -> Option<Relayed<'_>> {
+        let step = match self.deferred.take() {
+            Some(step) => step,
+            None if self.finished => return None,
+            None => self.next_step().await,
+        };
         self.last_sent = tokio::time::Instant::now();
-        next
+        Some(match step {
+            Step::Text => Relayed::Chunk(self.chunk(None)),
+            Step::Finished => {
+                self.answer.count_last();
+                metrics::histogram!("sn1_api_response_bytes")
+                    .record(self.answer.wire_bytes() as f64);
+                Relayed::Finished(self.chunk(Some("finished")))
+            }
+            Step::Failed { error, timed_out } => {
+                self.sequence += 1;
+                Relayed::Failed {
+                    error: StreamError {
+                        error,
+                        timestamp: now_rfc3339(),
+                        sequence_number: self.sequence,
+                        finish_reason: "error",
+                    },
+                    timed_out,
+                }
+            }
+            Step::Idle => Relayed::Idle,
+        })
     }
 
-    async fn next_inner(&mut self) -> Option<Relayed> {
-        if self.finished {
-            return None;
-        }
+    async fn next_step(&mut self) -> Step {
         loop {
             let silence_limit = match self.worker {
                 Some(_) => self.last_event + self.timings.worker_silence,
@@ -139,21 +174,28 @@ impl Relay {
             // From the last thing sent, not from the last worker event: heartbeats arrive every
             // second and are not sent on, so the client still needs keep-alives.
             let wake = self.last_sent + self.timings.keep_alive;
+            let hold = self.answer.hold_deadline();
             let event = tokio::select! {
                 event = self.events.next() => event,
                 _ = tokio::time::sleep_until(self.deadline) => {
-                    return Some(self.fail("the request timed out before the answer was complete".into(), true));
+                    return self.fail("the request timed out before the answer was complete".into(), true);
                 }
                 _ = tokio::time::sleep_until(silence_limit) => {
                     match self.worker_lost().await {
-                        Some(failed) => return Some(failed),
+                        Some(failed) => return failed,
                         None => continue,
                     }
                 }
-                _ = tokio::time::sleep_until(wake) => return Some(Relayed::Idle),
+                _ = tokio::time::sleep_until(hold.unwrap_or(wake)), if hold.is_some() => {
+                    if self.answer.hold_expired(tokio::time::Instant::now()) {
+                        return self.release();
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(wake) => return Step::Idle,
             };
             let Some(Numbered { seq, event }) = event else {
-                return Some(self.fail("lost the connection to the job queue".into(), false));
+                return self.fail("lost the connection to the job queue".into(), false);
             };
             match self.follow(seq, &event) {
                 Follow::Yes => {}
@@ -166,43 +208,56 @@ impl Relay {
                         got = seq,
                         "worker events went missing; ending the answer with an error"
                     );
-                    return Some(self.fail(
+                    return self.fail(
                         "part of the answer was lost on the way from the worker; retry".into(),
                         false,
-                    ));
+                    );
                 }
             }
-            self.last_event = tokio::time::Instant::now();
+            let now = tokio::time::Instant::now();
+            self.last_event = now;
             match event {
                 WorkerEvent::Accepted { .. } | WorkerEvent::Heartbeat { .. } => continue,
                 WorkerEvent::Chunk { delta, uid, .. } => {
-                    self.selected_uid = uid;
-                    self.chunks.push(delta.clone());
-                    self.timings_s.push(self.elapsed());
                     metrics::counter!("sn1_api_chunks_total").increment(1);
-                    if self.chunks.len() == 1 {
-                        metrics::histogram!("sn1_api_time_to_first_chunk_seconds")
-                            .record(self.elapsed());
-                        tracing::debug!(
-                            request_id = %self.dispatch.job.request_id,
-                            first_chunk_us = self.started.elapsed().as_micros() as u64,
-                            "first chunk relayed"
-                        );
+                    self.answer.push(uid, &delta, now);
+                    if self.answer.ready(now) {
+                        return self.release();
                     }
-                    return Some(Relayed::Chunk(self.chunk(delta, None)));
                 }
                 WorkerEvent::Done { uid, .. } => {
-                    self.selected_uid = uid;
-                    self.finished = true;
-                    return Some(Relayed::Finished(
-                        self.chunk(String::new(), Some("finished")),
-                    ));
+                    self.answer.uid = uid;
+                    return self.end(Step::Finished);
                 }
                 WorkerEvent::Error { message, kind, .. } => {
-                    return Some(self.fail(message, kind == ErrorKind::Timeout));
+                    return self.fail(message, kind == ErrorKind::Timeout);
                 }
             }
         }
+    }
+
+    /// Sends the text held.
+    fn release(&mut self) -> Step {
+        self.answer.release(self.elapsed());
+        if self.answer.chunks.len() == 1 {
+            metrics::histogram!("sn1_api_time_to_first_chunk_seconds").record(self.elapsed());
+            tracing::debug!(
+                request_id = %self.dispatch.job.request_id,
+                first_chunk_us = self.started.elapsed().as_micros() as u64,
+                "first chunk relayed"
+            );
+        }
+        Step::Text
+    }
+
+    /// Ends the answer with `step`, after the text still held.
+    fn end(&mut self, step: Step) -> Step {
+        self.finished = true;
+        if !self.answer.has_pending() {
+            return step;
+        }
+        self.deferred = Some(step);
+        self.release()
     }
 
     /// Whether `event` (numbered `seq`) belongs to the answer: the followed worker's events
@@ -223,7 +278,7 @@ impl Relay {
             None => seq == 1,
             Some(_) => matches!(event, WorkerEvent::Accepted { .. }),
         };
-        if takes_over && self.chunks.is_empty() {
+        if takes_over && !self.started_answer() {
             tracing::info!(request_id = %self.dispatch.job.request_id, worker = sender, "another worker took the job");
             self.worker = Some(sender.to_string());
             self.next_seq = seq + 1;
@@ -234,13 +289,13 @@ impl Relay {
 
     /// The followed worker went silent (or no worker took the re-queued job): queue the job
     /// again when nothing of the answer was sent yet, otherwise fail.
-    async fn worker_lost(&mut self) -> Option<Relayed> {
+    async fn worker_lost(&mut self) -> Option<Step> {
         let lost = if self.worker.is_some() {
             "the worker handling this request stopped responding"
         } else {
             "no worker took the request after its first worker stopped responding"
         };
-        if !self.chunks.is_empty() || !self.dispatch.can_requeue() {
+        if self.started_answer() || !self.dispatch.can_requeue() {
             return Some(self.fail(lost.into(), false));
         }
         tracing::warn!(
@@ -261,31 +316,32 @@ impl Relay {
         }
     }
 
-    fn chunk(&mut self, delta: String, finish_reason: Option<&'static str>) -> StreamChunk {
+    /// Whether any of the answer arrived (sent or held).
+    fn started_answer(&self) -> bool {
+        !self.answer.chunks.is_empty() || self.answer.has_pending()
+    }
+
+    /// The event carrying the text released last (or, finished, none).
+    fn chunk(&mut self, finish_reason: Option<&'static str>) -> StreamChunk<'_> {
         self.sequence += 1;
+        let delta = match finish_reason {
+            None => self.answer.chunks.last().map_or("", String::as_str),
+            Some(_) => "",
+        };
         StreamChunk {
             delta,
             finish_reason,
-            accumulated_chunks: self.chunks.clone(),
-            accumulated_chunks_timings: self.timings_s.clone(),
+            accumulated_chunks: &self.answer.chunks,
+            accumulated_chunks_timings: &self.answer.timings,
             timestamp: now_rfc3339(),
             sequence_number: self.sequence,
-            selected_uid: self.selected_uid,
+            selected_uid: self.answer.uid,
         }
     }
 
-    fn fail(&mut self, error: String, timed_out: bool) -> Relayed {
-        self.finished = true;
-        self.sequence += 1;
-        Relayed::Failed {
-            error: StreamError {
-                error,
-                timestamp: now_rfc3339(),
-                sequence_number: self.sequence,
-                finish_reason: "error",
-            },
-            timed_out,
-        }
+    /// Ends the answer with an error, after the text still held.
+    fn fail(&mut self, error: String, timed_out: bool) -> Step {
+        self.end(Step::Failed { error, timed_out })
     }
 
     /// Marks the relay complete without a cancel (the non-streamed path read it to the end).

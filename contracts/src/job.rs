@@ -78,6 +78,10 @@ pub struct ChatJob {
     /// Time-ordered id (UUID v7), also the NATS message id (publish de-duplication) and the
     /// suffix of the job's event subject.
     pub request_id: String,
+    /// The inbox of the api process waiting for the job's events
+    /// ([`crate::bus::EventInbox::address`]).
+    #[serde(default)]
+    pub events_to: String,
     /// Which endpoint made it.
     pub endpoint: Endpoint,
     /// Id of the API key that made it (never the key).
@@ -125,6 +129,7 @@ mod tests {
     fn job(created_at: DateTime<Utc>, budget_ms: i64) -> ChatJob {
         ChatJob {
             request_id: "r".into(),
+            events_to: String::new(),
             endpoint: Endpoint::Chat,
             api_key_id: "k".into(),
             created_at,

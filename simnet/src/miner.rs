@@ -35,6 +35,7 @@ pub use config::{
     SimMinerConfig, WHITESPACE_TEXT, default_answer, sim_hotkey,
 };
 pub use record::{CallLog, CallProtocol, CallRecord};
+pub use script::byte_flood;
 
 /// A simulated miner could not start.
 #[derive(Debug, thiserror::Error)]

@@ -3,21 +3,24 @@
 
 use sn1_contracts::bus::Bus;
 use sn1_contracts::event::WorkerEvent;
+use sn1_contracts::job::ChatJob;
 use tokio::sync::mpsc;
 
 /// The numbered event stream of one job from this worker.
 pub struct JobEvents {
     bus: Bus,
+    to: String,
     request_id: String,
     seq: u64,
 }
 
 impl JobEvents {
-    /// Events of `request_id`, none sent yet.
-    pub fn new(bus: Bus, request_id: String) -> Self {
+    /// Events of `job`, none sent yet.
+    pub fn new(bus: Bus, job: &ChatJob) -> Self {
         JobEvents {
             bus,
-            request_id,
+            to: job.events_to.clone(),
+            request_id: job.request_id.clone(),
             seq: 0,
         }
     }
@@ -28,7 +31,7 @@ impl JobEvents {
         self.seq += 1;
         if let Err(e) = self
             .bus
-            .publish_event(&self.request_id, self.seq, event)
+            .publish_event(&self.to, &self.request_id, self.seq, event)
             .await
         {
             metrics::counter!("sn1_worker_event_publish_failures_total").increment(1);

@@ -57,6 +57,7 @@ fn runner() -> JobRunner {
 fn job(accept_by: chrono::DateTime<Utc>, endpoint: Endpoint) -> ChatJob {
     ChatJob {
         request_id: uuid::Uuid::now_v7().to_string(),
+        events_to: String::new(),
         endpoint,
         api_key_id: "test".into(),
         created_at: Utc::now() - Duration::seconds(30),

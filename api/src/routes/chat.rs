@@ -70,8 +70,13 @@ async fn handle(
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
 
+    let inbox = state
+        .inbox()
+        .await
+        .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
     let job = ChatJob {
         request_id: uuid::Uuid::now_v7().to_string(),
+        events_to: inbox.address().to_string(),
         endpoint,
         api_key_id,
         created_at: now,
@@ -82,11 +87,7 @@ async fn handle(
     };
     let span = tracing::info_span!("request", request_id = %job.request_id, endpoint = ?endpoint);
     let _entered = span.enter();
-    let mut events = state
-        .bus
-        .subscribe_events(&job.request_id)
-        .await
-        .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
+    let mut events = inbox.subscribe(&job.request_id);
     let mut headers = sn1_contracts::bus::Headers::new();
     sn1_telemetry::trace::inject(&span, &mut headers);
     drop(_entered);
@@ -199,9 +200,9 @@ fn stream_response(relay: Relay, framing: Framing, request_id: &str) -> Response
         let line = match relay.next().await? {
             Relayed::Chunk(c) | Relayed::Finished(c) => framing.event(&c),
             Relayed::Failed { error, .. } => framing.event(&error),
-            Relayed::Idle => framing.keep_alive().to_string(),
+            Relayed::Idle => Bytes::from_static(framing.keep_alive().as_bytes()),
         };
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), relay))
+        Some((Ok::<_, std::convert::Infallible>(line), relay))
     });
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();

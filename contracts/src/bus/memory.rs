@@ -8,18 +8,16 @@
 use super::BusError;
 use super::delivery::{Acker, AuditDelivery, JobDelivery};
 use super::headers::Headers;
-use super::streams::{AuditBatches, CancelStream, EventStream, JobStream, Jobs, MetagraphUpdates};
+use super::inbox::{EventInbox, Routes};
+use super::streams::{AuditBatches, CancelStream, JobStream, Jobs, MetagraphUpdates};
 use crate::audit::CompletionRecord;
 use crate::event::{Numbered, WorkerEvent};
 use crate::job::ChatJob;
 use crate::metagraph::MetagraphUpdated;
 use futures::StreamExt;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
-/// Events buffered per request; beyond, the worker waits for the reader (backpressure).
-const EVENT_BUFFER: usize = 1024;
 /// A reader this far behind is hopeless: its events are dropped, and the gap in their numbers
 /// ends its answer with an error.
 const EVENT_STALL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -29,14 +27,13 @@ const BROADCAST_BUFFER: usize = 1024;
 const AUDIT_BUFFER: usize = 10_000;
 
 type Shared<T> = Arc<tokio::sync::Mutex<mpsc::Receiver<T>>>;
-type EventSenders = Arc<Mutex<HashMap<String, mpsc::Sender<Numbered>>>>;
 
 /// The in-process bus. Cheap to clone.
 #[derive(Clone)]
 pub struct MemoryBus {
     jobs_tx: mpsc::Sender<(ChatJob, Headers)>,
     jobs_rx: Shared<(ChatJob, Headers)>,
-    events: EventSenders,
+    events: Arc<Routes>,
     cancels: broadcast::Sender<String>,
     audit_tx: mpsc::Sender<CompletionRecord>,
     audit_rx: Shared<CompletionRecord>,
@@ -79,24 +76,12 @@ impl MemoryBus {
         JobStream(Jobs::Memory(jobs.boxed()))
     }
 
-    pub(super) fn subscribe_events(&self, request_id: &str) -> EventStream {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        lock(&self.events).insert(request_id.to_string(), tx);
-        let registration = Registration {
-            request_id: request_id.to_string(),
-            events: self.events.clone(),
-        };
-        // The registration lives as long as the stream and unregisters when it is dropped.
-        let stream = futures::stream::unfold((rx, registration), |(mut rx, reg)| async move {
-            let event = rx.recv().await?;
-            Some((event, (rx, reg)))
-        });
-        EventStream(stream.boxed())
+    pub(super) fn event_inbox(&self) -> EventInbox {
+        EventInbox::new(String::new(), self.events.clone(), None)
     }
 
     pub(super) async fn publish_event(&self, request_id: &str, seq: u64, event: &WorkerEvent) {
-        let tx = lock(&self.events).get(request_id).cloned();
-        let Some(tx) = tx else {
+        let Some(tx) = self.events.sender(request_id) else {
             // Nobody waits for this request (any more): like core NATS, the event goes nowhere.
             return;
         };
@@ -173,20 +158,4 @@ fn broadcast_stream<T: Clone + Send + 'static>(
             }
         }
     })
-}
-
-/// A request's event channel, unregistered when its stream is dropped.
-struct Registration {
-    request_id: String,
-    events: EventSenders,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        lock(&self.events).remove(&self.request_id);
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -118,6 +118,9 @@ pub enum Misbehaviour {
     ErrorJsonAsText,
     /// This many one-byte chunks of a space (the hostile stall of the cleaning check).
     WhitespaceFlood(usize),
+    /// This many one-byte chunks of letters (`abc…z` repeated), at the script's chunk gap: the
+    /// hostile miner whose every chunk would grow the seed's accumulated events.
+    ByteFlood(usize),
 }
 
 /// The refusal text of [`Misbehaviour::Refusal`].

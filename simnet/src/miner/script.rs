@@ -36,6 +36,12 @@ pub struct Plan {
     pub tail: Tail,
 }
 
+/// [`Misbehaviour::ByteFlood`]'s text: `n` letters, `abc…z` repeated (the reply a client can
+/// check byte for byte).
+pub fn byte_flood(n: usize) -> String {
+    (b'a'..=b'z').cycle().take(n).map(char::from).collect()
+}
+
 /// Text of `len` bytes for [`Misbehaviour::Oversize`].
 fn filler(len: usize) -> String {
     const WORDS: &str = "lorem ipsum dolor sit amet ";
@@ -73,6 +79,7 @@ pub fn plan(
         Some(Misbehaviour::Oversize(len)) => filler(*len),
         Some(Misbehaviour::EchoPrompt) => last.to_owned(),
         Some(Misbehaviour::WhitespaceFlood(chunks)) => " ".repeat(*chunks),
+        Some(Misbehaviour::ByteFlood(chunks)) => byte_flood(*chunks),
         Some(Misbehaviour::ErrorJsonAsText) => sn1_bittensor::verify::error_body(&format!(
             "Forbidden. Key is blacklisted: Unrecognized hotkey {dendrite_hotkey}."
         )),
@@ -81,7 +88,7 @@ pub fn plan(
     // Big replies go in bigger chunks so an oversize test does not take thousands of pauses.
     let chunk_chars = match misbehaviour {
         Some(Misbehaviour::Oversize(len)) => script.chunk_chars.max(len / 64),
-        Some(Misbehaviour::WhitespaceFlood(_)) => 1,
+        Some(Misbehaviour::WhitespaceFlood(_) | Misbehaviour::ByteFlood(_)) => 1,
         _ => script.chunk_chars,
     };
     let mut pieces = split_chars(&text, chunk_chars);
@@ -279,6 +286,9 @@ mod tests {
         let reset = m(Misbehaviour::Reset { after_chunks: 1 });
         assert_eq!((reset.pieces.len(), reset.tail), (1, Tail::Reset));
         assert_eq!(m(Misbehaviour::EchoPrompt).pieces.concat(), b"q?");
+        let bytes = m(Misbehaviour::ByteFlood(30)).pieces;
+        assert_eq!(bytes.len(), 30);
+        assert_eq!(bytes[26], b"a");
         let flood = m(Misbehaviour::WhitespaceFlood(1000)).pieces;
         assert_eq!(flood.len(), 1000);
         assert!(flood.iter().all(|p| p == b" "));

@@ -12,12 +12,14 @@ pub(crate) use jetstream::{JetStreamMessage, NatsJobs, ack};
 pub use subjects::Subjects;
 
 use super::headers::Headers;
-use super::streams::{CancelStream, EventStream, MetagraphUpdates};
+use super::inbox::{EventInbox, Routes};
+use super::streams::{CancelStream, MetagraphUpdates};
 use super::{BusError, codec, unavailable};
-use crate::event::{NumberedRef, WorkerEvent};
+use crate::event::{Numbered, NumberedRef, WorkerEvent};
 use crate::metagraph::MetagraphUpdated;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a core publish that must arrive (a cancel, a metagraph notice) may take to flush.
@@ -92,22 +94,28 @@ impl NatsBus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Subscribes to one job's events. Call before publishing the job.
-    pub(super) async fn subscribe_events(&self, request_id: &str) -> Result<EventStream, BusError> {
-        let sub = self.subscribe(self.subjects.events(request_id)).await?;
-        Ok(EventStream(decoded(sub, "worker event").boxed()))
+    /// Subscribes once to the events of every job this process will dispatch, and routes
+    /// each to its request.
+    pub(super) async fn event_inbox(&self) -> Result<EventInbox, BusError> {
+        let address = uuid::Uuid::new_v4().simple().to_string();
+        let sub = self.subscribe(self.subjects.events_inbox(&address)).await?;
+        let routes = Arc::new(Routes::default());
+        let prefix_len = self.subjects.events(&address, "").len();
+        let listener = tokio::spawn(route_events(sub, routes.clone(), prefix_len));
+        Ok(EventInbox::new(address, routes, Some(listener)))
     }
 
-    /// Publishes one event of a job.
+    /// Publishes one event of a job to the inbox `to`.
     pub(super) async fn publish_event(
         &self,
+        to: &str,
         request_id: &str,
         seq: u64,
         event: &WorkerEvent,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(&NumberedRef { seq, event }).map_err(codec)?;
         self.client
-            .publish(self.subjects.events(request_id), payload.into())
+            .publish(self.subjects.events(to, request_id), payload.into())
             .await
             .map_err(unavailable)
     }
@@ -192,6 +200,19 @@ fn decoded<T: DeserializeOwned + Send + 'static>(
         };
         async move { item }
     })
+}
+
+/// Hands each event of an inbox's subscription to its request (the last token of the subject).
+async fn route_events(mut sub: async_nats::Subscriber, routes: Arc<Routes>, prefix_len: usize) {
+    while let Some(msg) = sub.next().await {
+        let Some(request_id) = msg.subject.as_str().get(prefix_len..) else {
+            continue;
+        };
+        match serde_json::from_slice::<Numbered>(&msg.payload) {
+            Ok(event) => routes.deliver(request_id, event),
+            Err(e) => tracing::warn!(error = %e, "skipping an undecodable worker event"),
+        }
+    }
 }
 
 /// Our headers as NATS headers.

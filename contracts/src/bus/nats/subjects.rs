@@ -50,9 +50,15 @@ impl Subjects {
         format!("{}_workers", self.stream_part().to_ascii_lowercase())
     }
 
-    /// Core NATS subject of one job's events, e.g. `sn1.events.<id>`.
-    pub fn events(&self, request_id: &str) -> String {
-        format!("{}.events.{request_id}", self.prefix)
+    /// Core NATS subject of one job's events, sent to the inbox of the api process that
+    /// dispatched it: `sn1.events.<inbox>.<request id>`.
+    pub fn events(&self, inbox: &str, request_id: &str) -> String {
+        format!("{}.events.{inbox}.{request_id}", self.prefix)
+    }
+
+    /// Wildcard an api process subscribes to once for the events of all its jobs.
+    pub fn events_inbox(&self, inbox: &str) -> String {
+        self.events(inbox, "*")
     }
 
     /// Core NATS subject the api publishes a cancel on, e.g. `sn1.cancel.<id>`.
@@ -99,7 +105,8 @@ mod tests {
         let s = Subjects::new("sn1");
         assert_eq!(s.jobs_stream(), "SN1_JOBS");
         assert_eq!(s.jobs(), "sn1.jobs");
-        assert_eq!(s.events("abc"), "sn1.events.abc");
+        assert_eq!(s.events("api1", "abc"), "sn1.events.api1.abc");
+        assert_eq!(s.events_inbox("api1"), "sn1.events.api1.*");
         assert_eq!(s.cancel_all(), "sn1.cancel.*");
         let t = Subjects::new("test-7");
         assert_eq!(t.jobs_stream(), "TEST_7_JOBS");
