@@ -58,6 +58,7 @@ fn record(i: usize) -> CompletionRecord {
                 selected: uid == 3,
             })
             .collect(),
+        traceparent: None,
     }
 }
 

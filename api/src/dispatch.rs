@@ -4,6 +4,16 @@
 use chrono::Utc;
 use sn1_contracts::bus::{Bus, BusError, Headers};
 use sn1_contracts::job::{ChatJob, local_instant};
+use tracing::Instrument;
+
+/// The `error.type` of a failed publish (a low-cardinality class, never the message).
+fn error_type(e: &BusError) -> &'static str {
+    match e {
+        BusError::Unavailable(_) => "unavailable",
+        BusError::Full(_) => "queue_full",
+        BusError::Codec(_) => "codec",
+    }
+}
 
 /// How many times a job is queued again at most (so three workers may try it in all).
 pub const MAX_REQUEUES: u32 = 2;
@@ -19,9 +29,40 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// Queues the job; returns once the queue has taken it.
+    /// Queues the job; returns once the queue has taken it. Traced as a producer span
+    /// (messaging conventions) under the request's span; the job travels with the context of
+    /// this span, so the worker's span descends from it.
     pub async fn publish(&self) -> Result<(), BusError> {
-        self.bus.publish_job(&self.job, &self.headers).await
+        let (system, destination) = match &self.bus {
+            Bus::Nats(b) => ("nats", b.subjects().jobs()),
+            Bus::Memory(_) => ("in-process", "jobs".to_string()),
+        };
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = %format_args!("publish {destination}"),
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = system,
+            messaging.operation.type = "send",
+            messaging.destination.name = %destination,
+            messaging.message.id = %self.job.request_id,
+            sn1.request_id = %self.job.request_id,
+            sn1.attempt = self.job.attempt,
+            error.type = tracing::field::Empty,
+        );
+        sn1_telemetry::trace::attach_parent(&span, &self.headers);
+        let mut headers = self.headers.clone();
+        sn1_telemetry::trace::inject(&span, &mut headers);
+        let result = self
+            .bus
+            .publish_job(&self.job, &headers)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", error_type(e));
+        }
+        result
     }
 
     /// Whether the job may be queued again.

@@ -3,12 +3,14 @@
 //!
 //! Entry points: [`router`] (the axum app over an [`AppState`]) and [`serve`].
 
+pub mod answer;
 pub mod auth;
 pub mod connections;
 pub mod dispatch;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod http_span;
 pub mod relay;
 pub mod request;
 pub mod routes;
@@ -74,6 +76,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Slots for requests in flight (bounded; full → 503).
     pub inflight: Arc<Semaphore>,
+    /// Where this process receives its jobs' events (subscribed on first use).
+    inbox: Arc<tokio::sync::OnceCell<sn1_contracts::bus::EventInbox>>,
 }
 
 impl AppState {
@@ -86,7 +90,15 @@ impl AppState {
             auth,
             inflight: Arc::new(Semaphore::new(config.max_in_flight)),
             config: Arc::new(config),
+            inbox: Arc::default(),
         }
+    }
+
+    /// This process's event inbox: one subscription for every request it serves.
+    pub async fn inbox(
+        &self,
+    ) -> Result<&sn1_contracts::bus::EventInbox, sn1_contracts::bus::BusError> {
+        self.inbox.get_or_try_init(|| self.bus.event_inbox()).await
     }
 }
 
@@ -109,6 +121,8 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router(&state.config))
         // Bodies are read with an explicit cap in the handlers (413 as JSON).
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // The server span of each request (OpenTelemetry HTTP conventions).
+        .layer(axum::middleware::from_fn(http_span::trace))
         .with_state(state)
 }
 

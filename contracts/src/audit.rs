@@ -148,6 +148,10 @@ pub struct CompletionRecord {
     pub total_ms: f64,
     /// One row per miner asked.
     pub miners: Vec<MinerResponseRecord>,
+    /// W3C `traceparent` of the job's span, so the audit insert links to the request's trace
+    /// (not stored in the database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// One miner's reply to one request.
@@ -276,6 +280,7 @@ mod tests {
             time_to_first_chunk_ms: None,
             total_ms: 1.0,
             miners: vec![miner; miners],
+            traceparent: None,
         }
     }
 

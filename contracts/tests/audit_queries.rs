@@ -83,6 +83,7 @@ fn record(age: Duration, key: &str, i: u32) -> CompletionRecord {
             miner(3, "ok", Some(500.0 + f64::from(i) * 10.0), false),
             miner(4, "connect_failure", None, false),
         ],
+        traceparent: None,
     }
 }
 

@@ -14,6 +14,7 @@ use sn1_contracts::store::{Retention, SnapshotInfo, Store, StoreError, StoreOutc
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What the syncer needs to know.
 #[derive(Clone, Debug)]
@@ -135,8 +136,40 @@ impl Syncer {
     }
 
     /// One sync under `lock`: read, write, notify, prune. Drops `chain` on chain errors so the
-    /// next try reconnects.
+    /// next try reconnects. Each sync is a trace of its own (a root span with the block,
+    /// neurons and whether a snapshot was stored; an error status when it failed).
     pub async fn sync(
+        &self,
+        lock: &mut SyncLock,
+        chain: &mut Option<ChainClient>,
+    ) -> Result<SyncReport, SyncError> {
+        let span = tracing::info_span!(
+            parent: None,
+            "metagraph sync",
+            otel.status_code = tracing::field::Empty,
+            sn1.netuid = self.config.netuid,
+            sn1.metagraph.block = tracing::field::Empty,
+            sn1.metagraph.neurons = tracing::field::Empty,
+            sn1.metagraph.stored = tracing::field::Empty,
+        );
+        let result = self
+            .sync_untraced(lock, chain)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(r) => {
+                span.record("sn1.metagraph.block", r.snapshot.block);
+                span.record("sn1.metagraph.neurons", r.neurons);
+                span.record("sn1.metagraph.stored", r.stored);
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        result
+    }
+
+    async fn sync_untraced(
         &self,
         lock: &mut SyncLock,
         chain: &mut Option<ChainClient>,

@@ -169,7 +169,7 @@ impl ApiArgs {
 /// Runs the api until SIGTERM / Ctrl-C.
 pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
-    let telemetry = sn1_telemetry::init("sn1-api", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-api", args.log.log_format, &args.log.otel);
     let auth = args.auth.auth().unwrap_or(Auth::Open);
     if matches!(auth, Auth::Open) {
         tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");

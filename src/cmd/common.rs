@@ -79,6 +79,9 @@ pub struct LogArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// OpenTelemetry export (the standard `OTEL_*` variables).
+    #[command(flatten)]
+    pub otel: sn1_telemetry::OtelArgs,
 }
 
 /// Fails with one message naming every problem.

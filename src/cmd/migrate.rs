@@ -20,7 +20,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         common::check(vec!["DATABASE_URL / --database-url is required".into()])?;
         return Ok(ExitCode::FAILURE);
     };
-    let telemetry = sn1_telemetry::init("sn1-migrate", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-migrate", args.log.log_format, &args.log.otel);
     let store = sn1_contracts::store::Store::postgres(&url, 2).await?;
     let applied = store.migrate().await?;
     tracing::info!(migrations = applied, "database schema up to date");

@@ -79,7 +79,7 @@ pub async fn run(args: SimnetArgs) -> anyhow::Result<ExitCode> {
         problems.push("SIMNET_MISBEHAVING / --misbehaving cannot exceed --miners".to_string());
     }
     common::check(problems)?;
-    let telemetry = sn1_telemetry::init("sn1-simnet", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-simnet", args.log.log_format, &args.log.otel);
     let fleet = Fleet::start(&FleetConfig {
         miners: args.miners,
         misbehaving: args.misbehaving,

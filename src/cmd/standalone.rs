@@ -130,7 +130,7 @@ impl StandaloneArgs {
 /// Runs everything until SIGTERM / Ctrl-C.
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
-    let telemetry = sn1_telemetry::init("sn1-standalone", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-standalone", args.log.log_format, &args.log.otel);
     let shutdown = common::shutdown_token();
 
     // The subnet: simulated in-process, or a metagraph file.

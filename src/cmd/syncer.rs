@@ -92,7 +92,8 @@ impl SyncerArgs {
 /// Runs the syncer until SIGTERM / Ctrl-C (or one sync with `--once`).
 pub async fn run(args: SyncerArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
-    let telemetry = sn1_telemetry::init("sn1-metagraph-syncer", args.log.log_format);
+    let telemetry =
+        sn1_telemetry::init("sn1-metagraph-syncer", args.log.log_format, &args.log.otel);
     let chain_url = resolve_network(&args.network).map_err(anyhow::Error::msg)?;
     let database_url = args.database_url.clone().unwrap_or_default();
     let mut config = SyncerConfig::new(chain_url.clone(), args.netuid);

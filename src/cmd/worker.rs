@@ -83,7 +83,7 @@ impl WorkerArgs {
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
     let hotkey = args.wallet.load()?;
-    let telemetry = sn1_telemetry::init("sn1-worker", args.log.log_format);
+    let telemetry = sn1_telemetry::init("sn1-worker", args.log.log_format, &args.log.otel);
     if args.database_url.is_none() {
         tracing::warn!("DATABASE_URL not set: audit log off");
     }

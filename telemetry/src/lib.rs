@@ -2,14 +2,17 @@
 //! default `info`; human-readable or JSON lines, `LOG_FORMAT=json` in production; an
 //! OpenTelemetry layer so spans carry W3C trace ids), the trace context that travels in message
 //! headers ([`trace`]), the Prometheus recorder ([`metrics_handle`]) and the `/livez` `/readyz`
-//! `/metrics` endpoints ([`ops`]).
+//! `/metrics` endpoints ([`ops`]), OTLP export configured by the `OTEL_*` variables ([`otel`]).
 //!
 //! No prompt, key or secret is ever logged: fields are request ids, uids, timings and outcomes.
 
+mod json_log;
 pub mod ops;
+pub mod otel;
 mod redact;
 pub mod trace;
 
+pub use otel::OtelArgs;
 pub use redact::redact_url;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -30,21 +33,49 @@ pub enum LogFormat {
 
 /// Keeps the tracer provider alive; [`TelemetryGuard::shutdown`] flushes it last at exit.
 pub struct TelemetryGuard {
-    provider: SdkTracerProvider,
+    provider: Option<SdkTracerProvider>,
 }
 
 impl TelemetryGuard {
-    /// Flushes pending spans.
+    /// Flushes pending spans (bounded: a dead collector delays the exit by a few seconds at
+    /// most).
     pub fn shutdown(self) {
-        let _ = self.provider.shutdown();
+        if let Some(provider) = self.provider {
+            let _ = provider.shutdown_with_timeout(std::time::Duration::from_secs(5));
+        }
     }
 }
 
-/// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init(service: &'static str, format: LogFormat) -> TelemetryGuard {
-    let provider = SdkTracerProvider::builder().build();
-    let tracer = provider.tracer(service);
+static CONTENT_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// At most this many bytes of prompt or answer text may go into a span (`TRACE_CONTENT_BYTES`;
+/// 0, the default: none).
+pub fn content_bytes() -> usize {
+    CONTENT_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `text` cut to [`content_bytes`] (on a character boundary); `None` when content is off.
+pub fn span_content(text: &str) -> Option<&str> {
+    let cap = content_bytes();
+    if cap == 0 {
+        return None;
+    }
+    let mut end = text.len().min(cap);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(&text[..end])
+}
+
+/// Installs the global subscriber for the role `service` (its default OpenTelemetry service
+/// name). Call once, first thing in `main`.
+pub fn init(service: &'static str, format: LogFormat, otel: &OtelArgs) -> TelemetryGuard {
+    CONTENT_BYTES.store(
+        usize::from(otel.content_bytes),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (json, slot) = json_log::json_with_trace();
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -52,14 +83,34 @@ pub fn init(service: &'static str, format: LogFormat) -> TelemetryGuard {
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
+            .event_format(json)
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    let (provider, export) = if otel.sdk_disabled {
+        (None, Ok(None))
+    } else {
+        let (provider, export) = otel::provider(service, otel);
+        (Some(provider), export)
+    };
+    let layer = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(slot)
+        .with(layer)
         .try_init();
+    match export {
+        Ok(Some(url)) => {
+            tracing::info!(endpoint = %redact_url(&url), service = %otel.service_name(service), "exporting traces over OTLP")
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "OTLP exporter could not be built; traces are not exported")
+        }
+    }
     TelemetryGuard { provider }
 }
 

@@ -26,6 +26,27 @@ pub fn attach_parent(span: &tracing::Span, headers: &dyn Extractor) {
     let _ = span.set_parent(extract(headers));
 }
 
+/// The `traceparent` of the current span (to store with a record that is processed later,
+/// outside the request's trace).
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = std::collections::HashMap::<String, String>::new();
+    inject(&tracing::Span::current(), &mut headers);
+    headers.remove("traceparent")
+}
+
+/// Links `span` to the span named by `traceparent` (a batch that serves many requests links
+/// to each instead of having one parent).
+pub fn add_link(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt;
+    let headers =
+        std::collections::HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let cx = extract(&headers);
+    let linked = cx.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
 /// The `traceparent` value in `headers`, if any (for tests and logs).
 pub fn traceparent(headers: &dyn Extractor) -> Option<String> {
     headers.get("traceparent").map(str::to_string)

@@ -192,6 +192,18 @@ impl Stack {
         workers: usize,
         worker_env: &[(&str, String)],
     ) -> Stack {
+        Stack::start_with(tag, metagraph, apis, workers, worker_env, &[]).await
+    }
+
+    /// [`Stack::start`] with extra environment for the api processes too.
+    pub async fn start_with(
+        tag: &str,
+        metagraph: &Path,
+        apis: usize,
+        workers: usize,
+        worker_env: &[(&str, String)],
+        api_env: &[(&str, String)],
+    ) -> Stack {
         remove_stale_test_streams().await;
         let prefix = unique_prefix(tag);
         let key = format!("key-{prefix}");
@@ -221,13 +233,14 @@ impl Stack {
         let mut api_ports = Vec::new();
         for i in 0..apis {
             let port = free_port();
-            let env = vec![
+            let mut env = vec![
                 ("NATS_URL", nats_url()),
                 ("NATS_PREFIX", prefix.clone()),
                 ("PORT", port.to_string()),
                 ("HOST", "127.0.0.1".into()),
                 ("EXPECTED_ACCESS_KEY", key.clone()),
             ];
+            env.extend(api_env.iter().cloned());
             procs.push(Proc::start(&format!("{prefix}-api{i}"), &["api"], &env));
             api_ports.push(port);
         }

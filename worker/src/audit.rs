@@ -112,6 +112,7 @@ pub fn build_record(
             .iter()
             .map(|m| miner_row(m, settings, per_miner))
             .collect(),
+        traceparent: sn1_telemetry::trace::current_traceparent(),
     };
     if record.fit(max_bytes) {
         metrics::counter!("sn1_worker_audit_records_cut_total").increment(1);

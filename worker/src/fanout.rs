@@ -12,6 +12,7 @@
 //! chunks on, drop miners, stop). Chunks go out on a bounded channel; the caller relays them to
 //! wherever the answer goes (NATS, in-process).
 
+mod miner_span;
 mod state;
 
 use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerProtocol, MinerTarget, Prompt};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Everything one fan-out needs.
 #[derive(Clone, Debug)]
@@ -143,10 +145,15 @@ pub async fn run(
         }
     };
     readers.stop_all();
+    let text_held = fanout.text_held();
+    let miners = fanout.finish();
+    for (span, record) in readers.spans.iter().zip(&miners) {
+        miner_span::finish(span, record);
+    }
     FanoutReport {
         end,
-        text_held: fanout.text_held(),
-        miners: fanout.finish(),
+        text_held,
+        miners,
         time_to_first_chunk: first_chunk,
     }
 }
@@ -171,6 +178,8 @@ async fn pass_on(
 struct Readers {
     tasks: JoinSet<()>,
     handles: Vec<AbortHandle>,
+    /// One span per query, in the order of the targets (finished with its record).
+    spans: Vec<tracing::Span>,
 }
 
 impl Readers {
@@ -183,7 +192,9 @@ impl Readers {
         let (tx, rx) = mpsc::channel::<MinerMsg>(64 * request.targets.len().max(1));
         let mut tasks = JoinSet::new();
         let mut handles = Vec::with_capacity(request.targets.len());
+        let mut spans = Vec::with_capacity(request.targets.len());
         for (i, target) in request.targets.iter().enumerate() {
+            let span = miner_span::start(target, &request.protocol);
             let mut reply = dendrite.query(
                 target,
                 &request.prompt,
@@ -192,19 +203,33 @@ impl Readers {
                 request.deadline,
             );
             let tx = tx.clone();
-            handles.push(tasks.spawn(async move {
-                let us = || started.elapsed().as_micros() as u64;
-                tracing::trace!(us = us(), "miner task running");
-                while let Some(text) = reply.next_chunk().await {
-                    tracing::trace!(us = us(), "miner chunk");
-                    if tx.send(MinerMsg::Chunk(i, text)).await.is_err() {
-                        return;
+            let task_span = span.clone();
+            spans.push(span);
+            handles.push(
+                tasks.spawn(
+                    async move {
+                        let us = || started.elapsed().as_micros() as u64;
+                        tracing::trace!(us = us(), "miner task running");
+                        while let Some(text) = reply.next_chunk().await {
+                            tracing::trace!(us = us(), "miner chunk");
+                            if tx.send(MinerMsg::Chunk(i, text)).await.is_err() {
+                                return;
+                            }
+                        }
+                        let _ = tx.send(MinerMsg::Done(i, reply.outcome())).await;
                     }
-                }
-                let _ = tx.send(MinerMsg::Done(i, reply.outcome())).await;
-            }));
+                    .instrument(task_span),
+                ),
+            );
         }
-        (Readers { tasks, handles }, rx)
+        (
+            Readers {
+                tasks,
+                handles,
+                spans,
+            },
+            rx,
+        )
     }
 
     /// Drops these miners' replies (their connections close).

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod echo;
 pub mod fanout;
 pub mod job;
+mod job_span;
 pub mod ops;
 pub mod publisher;
 pub mod selection;
@@ -191,13 +192,7 @@ impl Worker {
         stopping: &CancellationToken,
     ) {
         let job = delivery.job.clone();
-        let span = tracing::info_span!(
-            "job",
-            request_id = %job.request_id,
-            endpoint = ?job.endpoint,
-            k = job.params.k,
-            delivered = delivery.delivered
-        );
+        let span = job_span::start(&job, delivery.delivered);
         sn1_telemetry::trace::attach_parent(&span, &delivery.headers);
         async {
             {
@@ -209,8 +204,9 @@ impl Worker {
                 }
                 inflight.insert(job.request_id.clone(), cancel.clone());
             }
+            metrics::gauge!("sn1_worker_jobs_in_flight").increment(1.0);
             let (tx, rx) = mpsc::channel::<WorkerEvent>(256);
-            let events = publisher::JobEvents::new(self.bus.clone(), job.request_id.clone());
+            let events = publisher::JobEvents::new(self.bus.clone(), &job);
             let relay = tokio::spawn(events.relay(rx));
             let started = std::time::Instant::now();
             tracing::debug!(
@@ -260,6 +256,8 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&job.request_id);
+            metrics::gauge!("sn1_worker_jobs_in_flight").decrement(1.0);
+            job_span::finish(&tracing::Span::current(), &summary);
             if let Err(e) = delivery.ack().await {
                 tracing::warn!(error = %e, "could not ack a finished job; it may be redelivered");
             }
@@ -277,6 +275,7 @@ fn log_summary(summary: &JobSummary, elapsed: Duration) {
     for m in &summary.miners {
         let outcome = audit::miner_outcome(m);
         metrics::counter!("sn1_worker_miner_replies_total", "outcome" => outcome).increment(1);
+        ops::record_miner(m, outcome);
     }
     tracing::info!(
         result,

@@ -3,7 +3,7 @@
 //! | message | from → to | NATS | in-process |
 //! |---|---|---|---|
 //! | chat job | api → one worker | JetStream work queue (acked, redelivered) | bounded channel |
-//! | worker event | worker → the api waiting | core subject per request | channel per request |
+//! | worker event | worker → the api waiting | core subject per api process ([`EventInbox`]) | channel per request |
 //! | cancel | api → every worker | core subject | broadcast |
 //! | audit record | worker → audit writer | JetStream work queue | bounded channel |
 //! | metagraph updated | syncer → every worker | core subject | broadcast |
@@ -14,12 +14,14 @@
 
 mod delivery;
 mod headers;
+mod inbox;
 pub mod memory;
 pub mod nats;
 mod streams;
 
 pub use delivery::{AuditDelivery, JobDelivery};
 pub use headers::Headers;
+pub use inbox::EventInbox;
 pub use memory::MemoryBus;
 pub use nats::{AuditQueueConfig, NatsBus, QueueConfig, Subjects};
 pub use streams::{AuditBatches, CancelStream, EventStream, JobStream, MetagraphUpdates};
@@ -110,6 +112,17 @@ impl Bus {
         }
     }
 
+    /// When the oldest job still waiting for a worker was created (`None`: none waiting, or
+    /// not known: the in-process queue does not track it).
+    pub async fn oldest_job_waiting(
+        &self,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, BusError> {
+        match self {
+            Bus::Nats(b) => b.oldest_job_waiting().await,
+            Bus::Memory(_) => Ok(None),
+        }
+    }
+
     /// Jobs for this worker, one per [`JobStream::next`].
     pub async fn job_stream(&self) -> Result<JobStream, BusError> {
         match self {
@@ -118,23 +131,26 @@ impl Bus {
         }
     }
 
-    /// Subscribes to one job's events. Call before publishing the job.
-    pub async fn subscribe_events(&self, request_id: &str) -> Result<EventStream, BusError> {
+    /// This process's inbox for the events of the jobs it dispatches (one per api process;
+    /// each request then subscribes through it).
+    pub async fn event_inbox(&self) -> Result<EventInbox, BusError> {
         match self {
-            Bus::Nats(b) => b.subscribe_events(request_id).await,
-            Bus::Memory(b) => Ok(b.subscribe_events(request_id)),
+            Bus::Nats(b) => b.event_inbox().await,
+            Bus::Memory(b) => Ok(b.event_inbox()),
         }
     }
 
-    /// Publishes one event of a job, the `seq`-th this worker sent for it.
+    /// Publishes one event of a job, the `seq`-th this worker sent for it, to the inbox the job
+    /// names (`to`: its [`ChatJob::events_to`]).
     pub async fn publish_event(
         &self,
+        to: &str,
         request_id: &str,
         seq: u64,
         event: &WorkerEvent,
     ) -> Result<(), BusError> {
         match self {
-            Bus::Nats(b) => b.publish_event(request_id, seq, event).await,
+            Bus::Nats(b) => b.publish_event(to, request_id, seq, event).await,
             Bus::Memory(b) => {
                 b.publish_event(request_id, seq, event).await;
                 Ok(())

@@ -2,11 +2,14 @@
 //! store and acks only after the commit. One writer for both modes: JetStream → Postgres, or the
 //! in-process queue → SQLite.
 
+use sn1_contracts::audit::CompletionRecord;
 use sn1_contracts::bus::{AuditDelivery, Bus};
 use sn1_contracts::retry::{Backoff, sleep_or_stop};
 use sn1_contracts::store::Store;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How the audit writer batches and prunes.
 #[derive(Clone, Debug)]
@@ -128,11 +131,13 @@ async fn write_until_committed(
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
         let started = std::time::Instant::now();
-        match store.insert_audit(&records).await {
+        let span = insert_span(&records);
+        match store.insert_audit(&records).instrument(span.clone()).await {
             Ok(new) => {
                 metrics::histogram!("sn1_audit_insert_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("sn1_audit_records_written_total").increment(new);
+                committed(&records);
                 if let Some(since) = failing_since {
                     tracing::info!(
                         outage_s = since.elapsed().as_secs_f64(),
@@ -153,6 +158,7 @@ async fn write_until_committed(
                 return write_one_by_one(store, deliveries, shutdown).await;
             }
             Err(e) => {
+                span.record("otel.status_code", "ERROR");
                 metrics::counter!("sn1_audit_insert_failures_total").increment(1);
                 if failing_since.is_none() {
                     tracing::warn!(error = %e, records = records.len(), "audit insert failed; retrying");
@@ -167,6 +173,42 @@ async fn write_until_committed(
             }
         }
     }
+}
+
+/// The span of one batch insert: its own trace (a batch serves many requests), linked to the
+/// span of each record's job.
+fn insert_span(records: &[&CompletionRecord]) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "audit insert",
+        otel.name = "INSERT audit",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        db.operation.name = "INSERT",
+        db.operation.batch.size = records.len(),
+    );
+    for traceparent in records.iter().filter_map(|r| r.traceparent.as_deref()) {
+        sn1_telemetry::trace::add_link(&span, traceparent);
+    }
+    span
+}
+
+/// When the newest record committed so far was created (Unix ms; only ever grows, so a
+/// redelivered old batch does not make the lag look larger).
+static NEWEST_COMMITTED_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Notes a committed batch: `sn1_audit_newest_committed_timestamp_seconds` (the audit lag is
+/// now minus it) and `sn1_audit_commit_lag_seconds` (how old the newest record was when its
+/// batch committed).
+fn committed(records: &[&CompletionRecord]) {
+    let Some(newest) = records.iter().map(|r| r.created_at).max() else {
+        return;
+    };
+    let ms = newest.timestamp_millis();
+    let max = NEWEST_COMMITTED_MS.fetch_max(ms, Ordering::Relaxed).max(ms);
+    metrics::gauge!("sn1_audit_newest_committed_timestamp_seconds").set(max as f64 / 1e3);
+    let lag = (chrono::Utc::now() - newest).num_milliseconds().max(0) as f64 / 1e3;
+    metrics::gauge!("sn1_audit_commit_lag_seconds").set(lag);
 }
 
 /// Inserts each record on its own; a record the database refuses is dropped for good (counted

@@ -256,6 +256,34 @@ impl NatsBus {
         Ok(consumer.cached_info().num_pending)
     }
 
+    /// When the oldest job that no worker has taken yet was created (`None`: none waiting):
+    /// the job after the consumer's last delivered one, read back from the stream.
+    pub(crate) async fn oldest_job_waiting(
+        &self,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, BusError> {
+        let queue = self.jobs_queue();
+        let consumer: consumer::PullConsumer = self
+            .js
+            .get_consumer_from_stream(&queue.consumer, &queue.stream.name)
+            .await
+            .map_err(unavailable)?;
+        let info = consumer.cached_info();
+        if info.num_pending == 0 {
+            return Ok(None);
+        }
+        let stream = self
+            .js
+            .get_stream_no_info(&queue.stream.name)
+            .await
+            .map_err(unavailable)?;
+        let message = stream
+            .get_raw_message(info.delivered.stream_sequence + 1)
+            .await
+            .map_err(unavailable)?;
+        let job: ChatJob = serde_json::from_slice(&message.payload).map_err(codec)?;
+        Ok(Some(job.created_at))
+    }
+
     /// Creates the jobs stream, or brings it to the configured bound.
     pub(crate) async fn ensure_jobs_stream(&self) -> Result<(), BusError> {
         self.ensure_stream(&self.jobs_queue()).await.map(drop)

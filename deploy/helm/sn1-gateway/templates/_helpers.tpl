@@ -96,6 +96,40 @@ app.kubernetes.io/part-of: sn1-gateway
       {{- end }}
 {{- end }}
 
+{{/* OpenTelemetry export as ConfigMap data (the standard OTEL_* variables): nothing without an
+endpoint, so the binary exports nothing. */}}
+{{- define "sn1.otel.env" -}}
+{{- with .Values.otel }}
+{{- if .endpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ .endpoint | quote }}
+{{- end }}
+{{- if .tracesEndpoint }}
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {{ .tracesEndpoint | quote }}
+{{- end }}
+{{- if or .endpoint .tracesEndpoint }}
+OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf"
+OTEL_TRACES_SAMPLER: {{ .sampler | quote }}
+{{- if .samplerArg }}
+OTEL_TRACES_SAMPLER_ARG: {{ .samplerArg | quote }}
+{{- end }}
+{{- if .resourceAttributes }}
+OTEL_RESOURCE_ATTRIBUTES: {{ .resourceAttributes | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* OTEL_EXPORTER_OTLP_HEADERS from otel.headersSecret (it may hold a vendor's API key). */}}
+{{- define "sn1.env.otelHeaders" -}}
+{{- if .Values.otel.headersSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.otel.headersSecret }}
+      key: {{ .Values.otel.headersSecretKey }}
+{{- end }}
+{{- end }}
+
 {{/* Pod-level settings shared by every role: service account, security, scheduling. */}}
 {{- define "sn1.podCommon" -}}
 {{- with .root.Values.imagePullSecrets }}
