@@ -20,8 +20,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use serde_json::json;
-use sn1_simnet::fleet::Fleet;
-use sn1_simnet::miner::{SimMinerConfig, sim_hotkey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,17 +128,6 @@ fn flatten(request: ExportTraceServiceRequest) -> Vec<Got> {
     out
 }
 
-async fn three_miners() -> Fleet {
-    let configs = (0..3)
-        .map(|uid| {
-            let mut c = SimMinerConfig::new(uid, sim_hotkey(uid).unwrap());
-            c.reply.chunk_delay = Duration::from_millis(10);
-            c
-        })
-        .collect();
-    Fleet::start_with(configs).await.unwrap()
-}
-
 fn otel_env(endpoint: &str, service: &str) -> Vec<(&'static str, String)> {
     vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_string()),
@@ -173,14 +160,9 @@ fn descends(all: &[Got], span: &Got, ancestor: &Got) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_chat_is_one_trace_from_the_api_to_every_miner() {
     let receiver = Receiver::start().await;
-    let fleet = three_miners().await;
     let dir = tempfile::tempdir().unwrap();
-    let mg = write_metagraph(&fleet, dir.path());
-    let db = sn1_contracts::store::testing::fresh_database("otlp")
-        .await
-        .unwrap();
-    let store = sn1_contracts::store::Store::postgres(&db, 2).await.unwrap();
-    store.migrate().await.unwrap();
+    let (_fleet, mg) = simple_fleet(3, dir.path()).await;
+    let db = migrated_database("otlp").await;
     let mut worker_env = otel_env(&receiver.url, "test-worker");
     worker_env.push(("DATABASE_URL", db));
     let stack = Stack::start_with(
@@ -297,9 +279,8 @@ async fn a_collector_that_never_answers_slows_nothing() {
             held.push(sock);
         }
     });
-    let fleet = three_miners().await;
     let dir = tempfile::tempdir().unwrap();
-    let mg = write_metagraph(&fleet, dir.path());
+    let (_fleet, mg) = simple_fleet(3, dir.path()).await;
     let stack = Stack::start_with(
         "otlpdead",
         &mg,

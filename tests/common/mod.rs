@@ -457,6 +457,30 @@ pub fn write_metagraph(fleet: &sn1_simnet::fleet::Fleet, dir: &Path) -> PathBuf 
     path
 }
 
+/// `n` well-behaved simulated miners (uids 0..n) and their metagraph file in `dir`.
+pub async fn simple_fleet(n: u16, dir: &Path) -> (sn1_simnet::fleet::Fleet, PathBuf) {
+    let configs = (0..n)
+        .map(|uid| {
+            sn1_simnet::miner::SimMinerConfig::new(uid, sn1_simnet::miner::sim_hotkey(uid).unwrap())
+        })
+        .collect();
+    let fleet = sn1_simnet::fleet::Fleet::start_with(configs).await.unwrap();
+    let metagraph = write_metagraph(&fleet, dir);
+    (fleet, metagraph)
+}
+
+/// A fresh database on the test Postgres, migrated; its URL.
+pub async fn migrated_database(tag: &str) -> String {
+    let url = sn1_contracts::store::testing::fresh_database(tag)
+        .await
+        .unwrap();
+    let store = sn1_contracts::store::Store::postgres(&url, 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    url
+}
+
 /// A TCP proxy the test owns, to cut a process off from a server (never stop the shared one).
 pub struct TcpProxy {
     pub addr: std::net::SocketAddr,
