@@ -33,10 +33,12 @@ pub struct OtelArgs {
     pub sdk_disabled: bool,
     /// Collector base URL (`/v1/traces` is appended), e.g. http://otel-collector:4318.
     /// Unset (and no traces endpoint): nothing is exported.
-    #[arg(long = "otel-exporter-otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_url)]
+    #[arg(long = "otel-exporter-otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+          hide_env_values = true, value_parser = parse_url)]
     pub endpoint: Option<String>,
     /// Full URL for traces (used as is; overrides the base URL).
-    #[arg(long = "otel-exporter-otlp-traces-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_parser = parse_url)]
+    #[arg(long = "otel-exporter-otlp-traces-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+          hide_env_values = true, value_parser = parse_url)]
     pub traces_endpoint: Option<String>,
     /// `http/protobuf` (the only protocol built in; a collector's port 4318).
     #[arg(long = "otel-exporter-otlp-protocol", env = "OTEL_EXPORTER_OTLP_PROTOCOL",
