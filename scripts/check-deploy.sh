@@ -78,6 +78,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 docker-compose --version
+# The compose file has no default API key: it must refuse to start without one.
+if refusal=$(env -u SN1_API_KEY -u SN1_KEY_ID_SECRET docker-compose -f deploy/compose/compose.yaml config -q 2>&1); then
+  echo "  FAIL  compose: starts without SN1_API_KEY and SN1_KEY_ID_SECRET" && exit 1
+fi
+case "$refusal" in
+  *SN1_API_KEY*) echo "  ok    compose refuses to start without SN1_API_KEY" ;;
+  *) echo "  FAIL  compose: the refusal does not name SN1_API_KEY: $refusal" && exit 1 ;;
+esac
+export SN1_API_KEY=check-deploy SN1_KEY_ID_SECRET=check-deploy-key-id-secret
 docker-compose -f deploy/compose/compose.yaml config -q
 echo "  ok    deploy/compose/compose.yaml"
 services=$(docker-compose -f deploy/compose/compose.yaml config --services | sort | tr '\n' ' ')

@@ -112,10 +112,10 @@ async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
         25
     );
     assert_eq!(
-        count(&pool, "SELECT count(*) FROM completions WHERE status = 'answered' AND completion LIKE 'Miner % answers: %' AND api_key_id LIKE 'static-%'").await,
+        count(&pool, "SELECT count(*) FROM completions WHERE status = 'answered' AND completion LIKE 'Miner % answers: %' AND api_key_id LIKE 'kid-%'").await,
         25
     );
-    // The key itself is never stored.
+    // The key itself is never stored (keys here are `key-<prefix>`; ids `kid-<hmac>`).
     let leaked = count(
         &pool,
         "SELECT count(*) FROM completions WHERE api_key_id LIKE 'key-%'",

@@ -542,6 +542,8 @@ const EXPECTED: &str = "
     api env EXPECTED_ACCESS_KEY templates/api-deployment.yaml
     api env NATS_URL templates/api-deployment.yaml
     api env MAX_IN_FLIGHT templates/api-configmap.yaml
+    api env KEY_ID_SECRET templates/api-deployment.yaml
+    api env OPS_PORT templates/api-configmap.yaml
     worker env BT_HOTKEY_SECRET templates/worker-deployment.yaml
     worker env METAGRAPH_FILE templates/worker-configmap.yaml
     worker env DATABASE_URL templates/worker-deployment.yaml
@@ -553,6 +555,8 @@ const EXPECTED: &str = "
     simnet flag host compose.yaml_(service_simnet)
     worker env BT_WALLET_EPHEMERAL compose.yaml_(service_worker-1)
     api env EXPECTED_ACCESS_KEY compose.yaml_(service_api-1)
+    api env KEY_ID_SECRET compose.yaml_(service_api-1)
+    api env OPS_PORT compose.yaml_(service_api-1)
     metagraph-syncer env SUBTENSOR_NETWORK compose.yaml_(service_syncer-1)
     simnet env SIMNET_CHAIN_PORT compose.yaml_(service_simnet)
     api sub - deploy/docker/Dockerfile

@@ -1,11 +1,22 @@
 //! API keys: the seed's static `EXPECTED_ACCESS_KEY`, accepted from the seed's `api_key`
-//! header, `api-key`, or `Authorization: Bearer`. Compared in constant time; only a short hash
-//! of the key (its id) is ever logged or put on a job.
+//! header, `api-key`, or `Authorization: Bearer`. Compared in constant time; only the key's id
+//! is ever logged or put on a job (and so into the audit log).
+//!
+//! A key's id is `kid-` + the first 16 hex digits of HMAC-SHA256(`KEY_ID_SECRET`, key)
+//! ([`key_id`]): without the server-side secret nobody can test guesses against an id (an
+//! unsalted hash of a weak key could be reversed), and every api replica given the same secret
+//! gives a key the same id, so audit rows stay comparable across replicas.
 
 use axum::http::HeaderMap;
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use std::path::Path;
 use subtle::ConstantTimeEq;
+
+/// Shortest `KEY_ID_SECRET` accepted: 16 characters, so the secret itself cannot be guessed
+/// (an operator's `openssl rand -hex 32` gives 64).
+pub const MIN_KEY_ID_SECRET_LEN: usize = 16;
 
 /// Who may call the api.
 #[derive(Clone)]
@@ -14,7 +25,7 @@ pub enum Auth {
     Static {
         /// The key.
         key: SecretString,
-        /// Its id: `static-` + the first 12 hex digits of its SHA-256.
+        /// Its id ([`key_id`]).
         id: String,
     },
     /// No authentication (`--insecure-no-auth`).
@@ -22,9 +33,9 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// Auth with one static key.
-    pub fn with_key(key: SecretString) -> Self {
-        let id = key_id(key.expose_secret());
+    /// Auth with one static key, whose id is keyed with `id_secret` (`KEY_ID_SECRET`).
+    pub fn with_key(key: SecretString, id_secret: &SecretString) -> Self {
+        let id = key_id(id_secret, key.expose_secret());
         Auth::Static { key, id }
     }
 
@@ -43,10 +54,55 @@ impl Auth {
     }
 }
 
-/// The id under which a key appears in logs and records.
-pub fn key_id(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    format!("static-{}", &hex::encode(digest)[..12])
+/// The id under which `key` appears in logs and records: `kid-` + the first 16 hex digits (64
+/// bits: no two keys of one deployment meet) of HMAC-SHA256 keyed with `secret`.
+pub fn key_id(secret: &SecretString, key: &str) -> String {
+    // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
+    let mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+        .map(|mac| mac.chain_update(key.as_bytes()).finalize().into_bytes());
+    match mac {
+        Ok(bytes) => format!("kid-{}", &hex::encode(bytes)[..16]),
+        Err(_) => "kid-unknown".into(),
+    }
+}
+
+/// Reads the key-id secret kept in `path`, or makes up a random one and stores it there (mode
+/// 0600) — standalone mode's default, so ids stay stable across restarts with the same data
+/// directory. Returns the secret and whether it was just created.
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<(SecretString, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= MIN_KEY_ID_SECRET_LEN => {
+            return Ok((SecretString::from(text.trim().to_string()), false));
+        }
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds fewer than {MIN_KEY_ID_SECRET_LEN} characters",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let secret = hex::encode(rand_bytes());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    file.sync_all()?;
+    Ok((SecretString::from(secret), true))
+}
+
+fn rand_bytes() -> [u8; 32] {
+    // UUID v4s come from the OS's random source; two make 32 random bytes (less 12 fixed bits).
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -65,10 +121,16 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
+
+    fn secret(text: &str) -> SecretString {
+        SecretString::from(text.to_string())
+    }
 
     #[test]
     fn accepts_the_three_header_forms() {
-        let auth = Auth::with_key(SecretString::from("s3cret"));
+        let s = secret("a-server-side-secret");
+        let auth = Auth::with_key(SecretString::from("s3cret"), &s);
         for (name, value) in [
             ("api_key", "s3cret"),
             ("api-key", "s3cret"),
@@ -76,12 +138,54 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(name, value.parse().unwrap());
-            assert_eq!(auth.check(&h), Some(key_id("s3cret")), "{name}");
+            assert_eq!(auth.check(&h), Some(key_id(&s, "s3cret")), "{name}");
         }
         let mut h = HeaderMap::new();
         h.insert("api_key", "s3cres".parse().unwrap());
         assert_eq!(auth.check(&h), None);
         assert_eq!(auth.check(&HeaderMap::new()), None);
-        assert!(!key_id("s3cret").contains("s3cret"));
+        assert!(!key_id(&s, "s3cret").contains("s3cret"));
+    }
+
+    /// Finding 7 of issue #17: the id was `static-` + sha256(key)[..12], so anyone could check
+    /// a guessed key against it (`static-98483c6eb40b` is "testkey").
+    #[test]
+    fn an_id_cannot_be_computed_without_the_secret() {
+        let unsalted = &hex::encode(sha2::Sha256::digest(b"testkey"))[..12];
+        assert_eq!(unsalted, "98483c6eb40b");
+        let id = key_id(&secret("0123456789abcdef-one"), "testkey");
+        assert!(id.starts_with("kid-") && id.len() == 4 + 16, "{id}");
+        assert!(!id.contains(unsalted), "{id}");
+        // Same secret, same id (every replica agrees); another secret, another id.
+        assert_eq!(id, key_id(&secret("0123456789abcdef-one"), "testkey"));
+        assert_ne!(id, key_id(&secret("0123456789abcdef-two"), "testkey"));
+        assert_ne!(id, key_id(&secret("0123456789abcdef-one"), "testkey2"));
+    }
+
+    /// RFC 4231 test case 2: the id is the real HMAC-SHA256, truncated.
+    #[test]
+    fn the_id_is_hmac_sha256() {
+        let id = key_id(&secret("Jefe"), "what do ya want for nothing?");
+        assert_eq!(id, "kid-5bdcc146bf60754e");
+    }
+
+    #[test]
+    fn a_made_up_secret_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key-id-secret");
+        let (first, created) = load_or_create_secret(&path).unwrap();
+        assert!(created);
+        assert_eq!(first.expose_secret().len(), 64);
+        let (again, created) = load_or_create_secret(&path).unwrap();
+        assert!(!created);
+        assert_eq!(first.expose_secret(), again.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "short").unwrap();
+        assert!(load_or_create_secret(&path).is_err());
     }
 }

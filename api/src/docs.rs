@@ -22,8 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::chat::chat,
         routes::chat::echo,
         routes::ops::livez,
-        routes::ops::readyz,
-        routes::ops::metrics
+        routes::ops::readyz
     ),
     components(schemas(
         request::ChatRequest,

@@ -117,7 +117,6 @@ pub fn router(state: AppState) -> Router {
         .merge(chat)
         .route("/livez", get(routes::ops::livez))
         .route("/readyz", get(routes::ops::readyz))
-        .route("/metrics", get(routes::ops::metrics))
         .merge(docs::router(&state.config))
         // Bodies are read with an explicit cap in the handlers (413 as JSON).
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -140,6 +139,20 @@ async fn require_json(State(state): State<AppState>, request: Request, next: Nex
 }
 
 pub use connections::listen;
+
+/// Serves the ops port (`/livez`, `/readyz`, `/metrics`, as the worker's) on `listener` until
+/// `shutdown` fires. `/metrics` is served only here, never on the api port.
+pub async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    state: &AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "api ops port listening");
+    let probe = routes::ops::ApiProbe {
+        bus: state.bus.clone(),
+    };
+    sn1_telemetry::ops::serve(listener, probe, shutdown).await
+}
 
 /// Serves the app on `listener` until `shutdown` fires, then lets open responses finish. Client
 /// connections get the header-read and idle timeouts and the cap of the state's

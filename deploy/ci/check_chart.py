@@ -8,7 +8,9 @@ For each values case (the chart's defaults, deploy/helm/examples/*.yaml, the cha
      schema for (ServiceMonitor) get a structural check instead;
   4. the chart's own rules: probes on /livez and /readyz, resources, the config checksum
      annotation, the hotkey only in worker pods, the migration Job as a pre-install/pre-upgrade
-     hook, unique names.
+     hook, unique names; and the exposure rules of deploy/ci/exposure_rules.py (metrics only on
+     ClusterIP ops Services, TLS in front of the api, KEY_ID_SECRET, the migrate Job's
+     NetworkPolicy, per-role NATS users equal to files/nats-permissions.json and compose's).
 Then values that must be refused are refused (schema and template guards).
 
 Exits non-zero on any problem and prints every check it made. The rendered manifests are written
@@ -22,6 +24,7 @@ import copy
 import pathlib
 import sys
 
+import exposure_rules
 import helm_python as helm
 import kubernetes_validate
 import yaml
@@ -223,6 +226,8 @@ def main() -> int:
                 (out / pathlib.Path(template).name).write_text(text)
             validate_kube(c, case, docs, versions)
             chart_rules(c, case, chart.merge_values(values), docs)
+            exposure_rules.check(c, case, chart.merge_values(values), docs, args.chart,
+                                 pathlib.Path(__file__).resolve().parents[2])
         print("-- values the chart must refuse")
         must_refuse(c, chart, "an unknown hotkey source", {"worker": {"hotkey": {"source": "plaintext"}}},
                     "value must be one of")
@@ -236,6 +241,10 @@ def main() -> int:
         must_refuse(c, chart, "no NATS URL", {"nats": {"existingSecret": ""}}, "nats: set nats.existingSecret")
         must_refuse(c, chart, "no API key and no insecureNoAuth", {"api": {"auth": {"existingSecret": ""}}},
                     "api.auth")
+        must_refuse(c, chart, "a development API key without a key-id secret",
+                    {"api": {"auth": {"existingSecret": "", "key": "k"}}}, "api.auth.keyIdSecret")
+        must_refuse(c, chart, "an api Ingress without TLS", {"api": {"ingress": {"enabled": True, "host": "a.b"}}},
+                    "api.ingress")
         must_refuse(c, chart, "a file metagraph without a file", {"metagraph": {"source": "file"}},
                     "metagraph.file")
         must_refuse(c, chart, "a hotkey source without its Secret", {"worker": {"hotkey": {"existingSecret": ""}}},

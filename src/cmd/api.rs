@@ -2,7 +2,7 @@
 
 use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use secrecy::SecretString;
-use sn1_api::auth::Auth;
+use sn1_api::auth::{Auth, MIN_KEY_ID_SECRET_LEN};
 use sn1_api::connections::ConnectionLimits;
 use sn1_api::request::RequestLimits;
 use sn1_api::{ApiConfig, AppState};
@@ -23,6 +23,10 @@ pub struct AuthArgs {
     /// Run without authentication (refused unless given explicitly).
     #[arg(long = "insecure-no-auth", env = "INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// Server-side secret (16+ characters) keying the ids under which API keys appear in jobs,
+    /// logs and the audit log (HMAC-SHA256); every api replica needs the same one.
+    #[arg(long = "key-id-secret", env = "KEY_ID_SECRET", hide_env_values = true)]
+    pub key_id_secret: Option<String>,
 }
 
 impl AuthArgs {
@@ -38,13 +42,72 @@ impl AuthArgs {
         }
     }
 
-    /// The configured auth: the key, or open with `--insecure-no-auth`; `None` when neither.
-    pub fn auth(&self) -> Option<Auth> {
+    /// Problems with `KEY_ID_SECRET`; `required`: it must be set when a key is (the api: its
+    /// replicas must agree on ids, and nothing else they share is secret).
+    pub fn secret_problems(&self, required: bool) -> Vec<String> {
+        match &self.key_id_secret {
+            Some(s) if s.trim().len() < MIN_KEY_ID_SECRET_LEN => vec![format!(
+                "KEY_ID_SECRET must be at least {MIN_KEY_ID_SECRET_LEN} characters (e.g. `openssl rand -hex 32`)"
+            )],
+            None if required && self.expected_access_key.is_some() => vec![
+                "KEY_ID_SECRET is not set: it keys the ids of API keys in the audit log, and every api replica needs the same one (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `KEY_ID_SECRET`, when set.
+    pub fn key_id_secret(&self) -> Option<SecretString> {
+        self.key_id_secret
+            .as_deref()
+            .map(|s| SecretString::from(s.trim().to_string()))
+    }
+
+    /// The configured auth: the key (its id keyed with `id_secret`), or open with
+    /// `--insecure-no-auth`; `None` when neither.
+    pub fn auth(&self, id_secret: &SecretString) -> Option<Auth> {
         match (&self.expected_access_key, self.insecure_no_auth) {
-            (Some(key), _) => Some(Auth::with_key(SecretString::from(key.trim().to_string()))),
+            (Some(key), _) => Some(Auth::with_key(
+                SecretString::from(key.trim().to_string()),
+                id_secret,
+            )),
             (None, true) => Some(Auth::Open),
             (None, false) => None,
         }
+    }
+}
+
+/// The api's ops port (api and standalone).
+#[derive(clap::Args, Debug, Clone)]
+pub struct OpsArgs {
+    /// Port of /livez, /readyz and /metrics (on HOST; 0: none). /metrics is served only here,
+    /// never on PORT.
+    #[arg(long = "ops-port", env = "OPS_PORT", default_value_t = 9102)]
+    pub ops_port: u16,
+}
+
+impl OpsArgs {
+    /// Binds the ops port on `host` and serves it in the background until `shutdown`; nothing
+    /// when it is 0.
+    pub fn spawn(
+        &self,
+        host: std::net::IpAddr,
+        state: &AppState,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        if self.ops_port == 0 {
+            return Ok(());
+        }
+        let listener = sn1_api::listen(std::net::SocketAddr::new(host, self.ops_port))
+            .map_err(|e| anyhow::anyhow!("cannot listen on OPS_PORT {}: {e}", self.ops_port))?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sn1_api::serve_ops(listener, &state, shutdown).await {
+                tracing::warn!(error = %e, "ops server stopped");
+            }
+        });
+        Ok(())
     }
 }
 
@@ -124,6 +187,8 @@ pub struct ApiArgs {
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: std::net::IpAddr,
     #[command(flatten)]
+    pub ops: OpsArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub nats: NatsArgs,
@@ -152,6 +217,7 @@ impl ApiArgs {
     fn problems(&self) -> Vec<String> {
         let mut out = self.nats.problems();
         out.extend(self.auth.problems(true));
+        out.extend(self.auth.secret_problems(true));
         out.extend(self.connections.problems());
         if self.max_in_flight == 0 {
             out.push("MAX_IN_FLIGHT must be at least 1".into());
@@ -170,7 +236,12 @@ impl ApiArgs {
 pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     common::check(args.problems())?;
     let telemetry = sn1_telemetry::init("sn1-api", args.log.log_format, &args.log.otel);
-    let auth = args.auth.auth().unwrap_or(Auth::Open);
+    // Checked in problems(): set whenever a key is (an open api has no key to give an id).
+    let id_secret = args
+        .auth
+        .key_id_secret()
+        .unwrap_or_else(|| SecretString::from(String::new()));
+    let auth = args.auth.auth(&id_secret).unwrap_or(Auth::Open);
     if matches!(auth, Auth::Open) {
         tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
     }
@@ -191,7 +262,9 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let state = AppState::new(bus, auth, config);
     let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
-    sn1_api::serve(listener, state, common::shutdown_token()).await?;
+    let shutdown = common::shutdown_token();
+    args.ops.spawn(args.host, &state, shutdown.clone())?;
+    sn1_api::serve(listener, state, shutdown).await?;
     telemetry.shutdown();
     Ok(ExitCode::SUCCESS)
 }

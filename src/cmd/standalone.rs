@@ -4,7 +4,7 @@
 //! With `--simnet` a simulated subnet (fake chain + simulated miners) runs in-process too, so it
 //! answers with no wallet and no network.
 
-use super::api::{AuthArgs, ConnectionArgs};
+use super::api::{AuthArgs, ConnectionArgs, OpsArgs};
 use super::audit_args::AuditArgs;
 use super::common::{self, LogArgs, parse_duration};
 use super::miner_args::MinerArgs;
@@ -36,6 +36,8 @@ pub struct StandaloneArgs {
     /// Address to listen on (loopback by default: standalone is for one box).
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
+    #[command(flatten)]
+    pub ops: OpsArgs,
     /// The API key (`EXPECTED_ACCESS_KEY`); with `--simnet` and no key, one is made up and
     /// printed.
     #[command(flatten)]
@@ -118,6 +120,7 @@ impl StandaloneArgs {
         }
         // A key is required unless --simnet (which makes one up).
         out.extend(self.auth.problems(!self.simnet));
+        out.extend(self.auth.secret_problems(false));
         if self.simnet && self.simnet_miners == 0 {
             out.push("SIMNET_MINERS must be at least 1".into());
         }
@@ -252,11 +255,15 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let worker = Worker::new(bus.clone(), runner).with_audit(args.audit.settings(args.netuid));
     let worker = tokio::spawn(worker.run(shutdown.clone()));
 
-    let (auth, made_up_key) = match args.auth.auth() {
+    let id_secret = key_id_secret(&args)?;
+    let (auth, made_up_key) = match args.auth.auth(&id_secret) {
         Some(auth) => (auth, None),
         None => {
             let key = format!("sn1-{}", hex::encode(rand::random::<[u8; 16]>()));
-            (Auth::with_key(SecretString::from(key.clone())), Some(key))
+            (
+                Auth::with_key(SecretString::from(key.clone()), &id_secret),
+                Some(key),
+            )
         }
     };
     let config = ApiConfig {
@@ -268,6 +275,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;
+    args.ops.spawn(args.host, &state, shutdown.clone())?;
     banner(addr, made_up_key.as_deref(), fleet.is_some(), &db_path);
     sn1_api::serve(listener, state, shutdown.clone()).await?;
     worker.await??;
@@ -276,6 +284,25 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     writer.await??;
     telemetry.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// `KEY_ID_SECRET`, or (one process, so no replica to agree with) a secret made up once and
+/// kept in the data directory, so key ids stay the same across restarts.
+fn key_id_secret(args: &StandaloneArgs) -> anyhow::Result<SecretString> {
+    if let Some(secret) = args.auth.key_id_secret() {
+        return Ok(secret);
+    }
+    let path = args.data_dir.join("key-id-secret");
+    let (secret, created) = sn1_api::auth::load_or_create_secret(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "KEY_ID_SECRET is not set and {} cannot be used: {e}",
+            path.display()
+        )
+    })?;
+    if created {
+        tracing::warn!(path = %path.display(), "KEY_ID_SECRET is not set: made up a key-id secret and stored it in the data directory (set KEY_ID_SECRET to choose your own)");
+    }
+    Ok(secret)
 }
 
 fn banner(addr: std::net::SocketAddr, key: Option<&str>, simnet: bool, db: &std::path::Path) {

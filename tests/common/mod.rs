@@ -63,6 +63,10 @@ pub fn log_dir() -> PathBuf {
     dir
 }
 
+/// The `KEY_ID_SECRET` every process gets unless a test sets its own (the api refuses to start
+/// without one).
+pub const TEST_KEY_ID_SECRET: &str = "test-key-id-secret-0123456789";
+
 /// A child process killed when dropped.
 pub struct Proc {
     pub child: Child,
@@ -77,6 +81,10 @@ impl Proc {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .env_remove("EXPECTED_ACCESS_KEY")
+            .env("KEY_ID_SECRET", TEST_KEY_ID_SECRET)
+            // No fixed ops port (the api's default 9102 would clash between tests); a test that
+            // scrapes one gives it a free port.
+            .env("OPS_PORT", "0")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log"))
@@ -126,6 +134,8 @@ pub async fn wait_ok(url: &str, within: Duration) {
 pub struct Stack {
     pub prefix: String,
     pub api_ports: Vec<u16>,
+    /// The api processes' (or standalone's) ops ports: `/metrics`.
+    pub api_ops_ports: Vec<u16>,
     pub worker_ops_ports: Vec<u16>,
     pub procs: Vec<Proc>,
     pub key: String,
@@ -159,9 +169,11 @@ impl Stack {
         let prefix = unique_prefix(tag);
         let key = format!("key-{prefix}");
         let port = free_port();
+        let ops = free_port();
         let data = log_dir().join(format!("{prefix}-data"));
         let env = vec![
             ("PORT", port.to_string()),
+            ("OPS_PORT", ops.to_string()),
             ("EXPECTED_ACCESS_KEY", key.clone()),
             ("METAGRAPH_FILE", metagraph.display().to_string()),
             ("DATA_DIR", data.display().to_string()),
@@ -178,6 +190,7 @@ impl Stack {
         Stack {
             prefix,
             api_ports: vec![port],
+            api_ops_ports: vec![ops],
             worker_ops_ports: Vec::new(),
             procs: vec![proc],
             key,
@@ -231,12 +244,16 @@ impl Stack {
             worker_ops_ports.push(ops);
         }
         let mut api_ports = Vec::new();
+        let mut api_ops_ports = Vec::new();
         for i in 0..apis {
             let port = free_port();
+            let ops = free_port();
+            api_ops_ports.push(ops);
             let mut env = vec![
                 ("NATS_URL", nats_url()),
                 ("NATS_PREFIX", prefix.clone()),
                 ("PORT", port.to_string()),
+                ("OPS_PORT", ops.to_string()),
                 ("HOST", "127.0.0.1".into()),
                 ("EXPECTED_ACCESS_KEY", key.clone()),
             ];
@@ -261,6 +278,7 @@ impl Stack {
         Stack {
             prefix,
             api_ports,
+            api_ops_ports,
             worker_ops_ports,
             procs,
             key,
@@ -270,6 +288,11 @@ impl Stack {
     /// URL of api process `i`.
     pub fn api(&self, i: usize, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.api_ports[i])
+    }
+
+    /// URL on api process `i`'s ops port (`/metrics`).
+    pub fn api_ops(&self, i: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api_ops_ports[i])
     }
 
     /// The processes' logs, for assertion messages.
@@ -595,19 +618,40 @@ pub struct OwnedNats {
 impl OwnedNats {
     /// Starts a server and waits until JetStream answers (at most 15 s).
     pub async fn start(tag: &str) -> OwnedNats {
+    /// A configuration file (`-c`) and the `user:password` the harness connects as.
+    config: Option<(PathBuf, String)>,
         let mut nats = OwnedNats {
             port: free_port(),
             store: tempfile::tempdir().expect("nats store dir"),
             log: log_dir().join(format!("{tag}-{:08x}-nats.log", rand::random::<u32>())),
             child: None,
         };
+        OwnedNats::start_configured(tag, None).await
+    }
+
+    /// Starts a server with the configuration file `config` (users and their permissions);
+    /// the harness connects as `admin` (`user:password`, a user of that file).
+    pub async fn start_with_config(tag: &str, config: PathBuf, admin: &str) -> OwnedNats {
+        OwnedNats::start_configured(tag, Some((config, admin.to_string()))).await
+    }
+
+    async fn start_configured(tag: &str, config: Option<(PathBuf, String)>) -> OwnedNats {
         nats.start_again().await;
         nats
     }
 
-    /// `nats://127.0.0.1:<port>`.
+            config,
+    /// `nats://127.0.0.1:<port>` (as the harness's user, with a configuration).
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        match &self.config {
+            Some((_, admin)) => self.url_as(admin),
+            None => format!("nats://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// `nats://<userinfo>@127.0.0.1:<port>`.
+    pub fn url_as(&self, userinfo: &str) -> String {
+        format!("nats://{userinfo}@127.0.0.1:{}", self.port)
     }
 
     /// Starts the server (again) on the same port and store directory; returns when JetStream
@@ -635,6 +679,11 @@ impl OwnedNats {
             .spawn()
             .expect("spawn nats-server");
         self.child = Some(child);
+            .args(
+                self.config
+                    .iter()
+                    .flat_map(|(c, _)| [Path::new("-c"), c.as_path()]),
+            )
         let start = Instant::now();
         loop {
             if self.jetstream_answers().await {
@@ -653,7 +702,17 @@ impl OwnedNats {
     /// True when the server answers a JetStream account-info request.
     async fn jetstream_answers(&self) -> bool {
         let attempt = async {
-            let client = async_nats::connect(self.url()).await.ok()?;
+            // async-nats takes no credentials from a URL.
+            let options = match self.config.as_ref().and_then(|(_, a)| a.split_once(':')) {
+                Some((user, pass)) => {
+                    async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+                }
+                None => async_nats::ConnectOptions::new(),
+            };
+            let client = options
+                .connect(format!("127.0.0.1:{}", self.port))
+                .await
+                .ok()?;
             let reply = client.request("$JS.API.INFO", "".into()).await.ok()?;
             let info: Value = serde_json::from_slice(&reply.payload).ok()?;
             Some(info.get("error").is_none() && info.get("memory").is_some())
@@ -926,6 +985,21 @@ impl OwnedStack {
             prefix,
             metagraph: metagraph.to_path_buf(),
             worker_env: worker_env
+        OwnedStack::on(nats, prefix, metagraph, apis, workers, worker_env, api_env).await
+    }
+
+    /// [`OwnedStack::start`] on a NATS server already started and under `prefix` (e.g. a
+    /// server with users whose permissions name the prefix: `worker_env` and `api_env` then
+    /// carry each role's `NATS_URL`).
+    pub async fn on(
+        nats: OwnedNats,
+        prefix: String,
+        metagraph: &Path,
+        apis: usize,
+        workers: usize,
+        worker_env: &[(&str, String)],
+        api_env: &[(&str, String)],
+    ) -> OwnedStack {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),

@@ -5,7 +5,7 @@
 //!   the connection opening, or of the first byte of its next request;
 //! * an idle timeout: a keep-alive connection with no request for `idle_timeout` is closed;
 //! * a cap: at most `max_connections` are served at once. Connections beyond it go to
-//!   [`overflow`]: `/livez`, `/readyz` and `/metrics` are still answered there, every other
+//!   [`overflow`]: `/livez` and `/readyz` are still answered there, every other
 //!   request gets 503 with `Retry-After` and `Connection: close`; beyond
 //!   [`overflow::OVERFLOW_CONNECTIONS`] more, a new connection is closed at once (counted).
 //!

@@ -1,6 +1,6 @@
 //! Connections accepted beyond `MAX_CONNECTIONS`. Each may send one request, without
-//! keep-alive: `GET /livez`, `/readyz` and `/metrics` are answered as usual (so probes and
-//! scrapes still see the truth while the api is full), anything else gets 503 with
+//! keep-alive: `GET /livez` and `/readyz` are answered as usual (so probes still
+//! see the truth while the api is full), anything else gets 503 with
 //! `Retry-After` and `Connection: close`. A connection that sends no complete request head
 //! within [`HEADER_READ_TIMEOUT`] is closed without an answer.
 
@@ -33,7 +33,7 @@ pub async fn serve(tcp: TcpStream, app: Router) {
         let app = app.clone();
         async move {
             let probe = request.method() == Method::GET
-                && matches!(request.uri().path(), "/livez" | "/readyz" | "/metrics");
+                && matches!(request.uri().path(), "/livez" | "/readyz");
             let mut response = if probe {
                 app.oneshot(request.map(axum::body::Body::new)).await?
             } else {

@@ -1,11 +1,15 @@
-//! Operations endpoints on the api port, documented in the OpenAPI spec: `GET /livez` and
-//! `GET /metrics` are the shared ones ([`sn1_telemetry::ops`]); `GET /readyz` checks the bus.
+//! Operations endpoints. On the api port, documented in the OpenAPI spec: `GET /livez` (the
+//! shared one, [`sn1_telemetry::ops`]) and `GET /readyz` (checks the bus), for probes and load
+//! balancers. `/metrics` is not on the api port: it is served with `/livez` and `/readyz` on
+//! the ops port ([`ApiProbe`], `OPS_PORT`), like the worker's, so the public port never shows
+//! it.
 
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
+use sn1_contracts::bus::Bus;
 
 /// The process is up.
 #[utoipa::path(get, path = "/livez", responses((status = 200, description = "alive")))]
@@ -16,21 +20,35 @@ pub async fn livez() -> impl IntoResponse {
 /// Ready to take requests: the job queue is reachable.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, description = "NATS unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.bus.is_connected() {
-        (
-            StatusCode::OK,
-            axum::Json(json!({"status": "ready", "nats": "connected"})),
-        )
+    let (ready, details) = readiness(&state.bus);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(details))
+}
+
+fn readiness(bus: &Bus) -> (bool, serde_json::Value) {
+    if bus.is_connected() {
+        (true, json!({"status": "ready", "nats": "connected"}))
     } else {
         (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "not ready", "nats": "disconnected"})),
+            false,
+            json!({"status": "not ready", "nats": "disconnected"}),
         )
     }
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics() -> impl IntoResponse {
-    sn1_telemetry::ops::metrics_text()
+/// The api's ops port: `/livez`, `/readyz` (the same answer as on the api port) and `/metrics`.
+#[derive(Clone)]
+pub struct ApiProbe {
+    /// The job queue / event bus.
+    pub bus: Bus,
+}
+
+impl sn1_telemetry::ops::Probe for ApiProbe {
+    async fn readiness(&self) -> (bool, serde_json::Value) {
+        readiness(&self.bus)
+    }
 }

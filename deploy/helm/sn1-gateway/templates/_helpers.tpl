@@ -61,25 +61,40 @@ app.kubernetes.io/part-of: sn1-gateway
 {{- end }}
 
 {{- define "sn1.hasConnectionsSecret" -}}
-{{- if or (and (not .Values.nats.existingSecret) .Values.nats.url) (and (not .Values.postgres.existingSecret) .Values.postgres.url) (and (not .Values.api.auth.existingSecret) .Values.api.auth.key) }}true{{ end }}
+{{- if or (and (not .Values.nats.existingSecret) .Values.nats.url) (and (not .Values.postgres.existingSecret) .Values.postgres.url) (and (not .Values.api.auth.existingSecret) (or .Values.api.auth.key .Values.api.auth.keyIdSecret)) }}true{{ end }}
 {{- end }}
 
 {{- define "sn1.postgresConfigured" -}}
 {{- if or .Values.postgres.existingSecret .Values.postgres.url }}true{{ end }}
 {{- end }}
 
-{{/* NATS_URL from the configured Secret. */}}
+{{/*
+NATS_URL of one role (`role`: api, worker or syncer) from the configured Secret: with
+nats.roleUsers.enabled, the role's own key (its own NATS user, whose permissions are in
+files/nats-permissions.json); otherwise the shared key.
+*/}}
 {{- define "sn1.env.nats" -}}
+{{- $nats := .root.Values.nats }}
 - name: NATS_URL
   valueFrom:
     secretKeyRef:
-      {{- if .Values.nats.existingSecret }}
-      name: {{ .Values.nats.existingSecret }}
-      key: {{ .Values.nats.existingSecretKey }}
+      {{- if $nats.existingSecret }}
+      name: {{ $nats.existingSecret }}
+      {{- if $nats.roleUsers.enabled }}
+      key: {{ index $nats.roleUsers.keys .role }}
       {{- else }}
-      name: {{ include "sn1.connectionsSecretName" . }}
+      key: {{ $nats.existingSecretKey }}
+      {{- end }}
+      {{- else }}
+      name: {{ include "sn1.connectionsSecretName" .root }}
       key: nats-url
       {{- end }}
+{{- end }}
+
+{{/* The NATS permissions of every role for nats.prefix (files/nats-permissions.json). */}}
+{{- define "sn1.natsPermissions" -}}
+{{- $stream := .Values.nats.prefix | upper | replace "-" "_" }}
+{{- .Files.Get "files/nats-permissions.json" | replace "{prefix}" .Values.nats.prefix | replace "{STREAM}" $stream | replace "{consumer}" (lower $stream) }}
 {{- end }}
 
 {{/* DATABASE_URL from the configured Secret (`secretName` overrides the chart's own). */}}
@@ -175,6 +190,9 @@ Stops the render with one message naming every configuration problem the schema 
 {{- end }}
 {{- if not (or .Values.api.auth.existingSecret .Values.api.auth.key .Values.api.auth.insecureNoAuth) }}
 {{- $problems = append $problems "api.auth: set api.auth.existingSecret (a Secret holding the API key), or api.auth.insecureNoAuth=true for an open API" }}
+{{- end }}
+{{- if and (not .Values.api.auth.insecureNoAuth) (not .Values.api.auth.existingSecret) .Values.api.auth.key (not .Values.api.auth.keyIdSecret) }}
+{{- $problems = append $problems "api.auth: with api.auth.key, set api.auth.keyIdSecret too (KEY_ID_SECRET: keys the ids of API keys in the audit log; e.g. openssl rand -hex 32)" }}
 {{- end }}
 {{- $needsPostgres := or .Values.migrations.enabled (eq .Values.metagraph.source "syncer") }}
 {{- if and $needsPostgres (not (include "sn1.postgresConfigured" .)) }}
