@@ -102,20 +102,20 @@ impl WorkQueue {
 
 impl NatsBus {
     fn jobs_queue(&self) -> WorkQueue {
-        let c = &self.config;
+        let c = &self.0.config;
         WorkQueue {
             stream: stream::Config {
                 // No byte bound: JetStream would reserve it; the job count bounds the queue.
                 max_age: c.max_age,
                 num_replicas: c.replicas,
                 ..WorkQueue::stream(
-                    self.subjects.jobs_stream(),
-                    self.subjects.jobs(),
+                    self.0.subjects.jobs_stream(),
+                    self.0.subjects.jobs(),
                     c.max_jobs,
                     -1,
                 )
             },
-            consumer: self.subjects.workers_consumer(),
+            consumer: self.0.subjects.workers_consumer(),
             ack_wait: c.ack_wait,
             max_deliver: c.max_deliver,
             max_ack_pending: 10_000,
@@ -123,18 +123,18 @@ impl NatsBus {
     }
 
     fn audit_queue(&self, batch: usize) -> WorkQueue {
-        let c = &self.config.audit;
+        let c = &self.0.config.audit;
         WorkQueue {
             stream: stream::Config {
-                num_replicas: self.config.replicas,
+                num_replicas: self.0.config.replicas,
                 ..WorkQueue::stream(
-                    self.subjects.audit_stream(),
-                    self.subjects.audit(),
+                    self.0.subjects.audit_stream(),
+                    self.0.subjects.audit(),
                     c.max_records,
                     c.max_bytes,
                 )
             },
-            consumer: self.subjects.audit_consumer(),
+            consumer: self.0.subjects.audit_consumer(),
             ack_wait: c.ack_wait,
             max_deliver: 0, // unlimited: a record is retried until stored
             max_ack_pending: (batch * 4) as i64,
@@ -146,6 +146,7 @@ impl NatsBus {
     async fn ensure_stream(&self, queue: &WorkQueue) -> Result<stream::Stream, BusError> {
         let config = queue.stream.clone();
         let mut stream = self
+            .0
             .js
             .get_or_create_stream(config.clone())
             .await
@@ -158,7 +159,7 @@ impl NatsBus {
             .max_messages;
         if current != config.max_messages {
             tracing::info!(stream = %config.name, from = current, to = config.max_messages, "updating the queue bound");
-            self.js.update_stream(config).await.map_err(unavailable)?;
+            self.0.js.update_stream(config).await.map_err(unavailable)?;
         }
         Ok(stream)
     }
@@ -186,12 +187,12 @@ impl NatsBus {
     async fn intake(&self, queue: &WorkQueue, batch: usize) -> Result<Intake, BusError> {
         self.consumer(queue).await?;
         Intake::open(
-            &self.client,
-            self.js.clone(),
+            &self.0.client,
+            self.0.js.clone(),
             &queue.stream.name,
             &queue.consumer,
             batch,
-            self.connects.clone(),
+            self.0.connects.clone(),
         )
         .await
     }
@@ -215,6 +216,7 @@ impl NatsBus {
             publish = publish.headers(to_nats(headers));
         }
         let ack = self
+            .0
             .js
             .send_publish(subject, publish)
             .await
@@ -231,7 +233,7 @@ impl NatsBus {
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(job).map_err(codec)?;
         self.publish_queued(
-            self.subjects.jobs(),
+            self.0.subjects.jobs(),
             &job.message_id(),
             payload,
             Some(headers),
@@ -249,6 +251,7 @@ impl NatsBus {
     pub(crate) async fn jobs_waiting(&self) -> Result<u64, BusError> {
         let queue = self.jobs_queue();
         let consumer: consumer::PullConsumer = self
+            .0
             .js
             .get_consumer_from_stream(&queue.consumer, &queue.stream.name)
             .await
@@ -263,6 +266,7 @@ impl NatsBus {
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, BusError> {
         let queue = self.jobs_queue();
         let consumer: consumer::PullConsumer = self
+            .0
             .js
             .get_consumer_from_stream(&queue.consumer, &queue.stream.name)
             .await
@@ -272,6 +276,7 @@ impl NatsBus {
             return Ok(None);
         }
         let stream = self
+            .0
             .js
             .get_stream_no_info(&queue.stream.name)
             .await
@@ -297,7 +302,7 @@ impl NatsBus {
     /// Publishes one audit record and waits for the broker's ack.
     pub(crate) async fn publish_audit(&self, record: &CompletionRecord) -> Result<(), BusError> {
         let payload = serde_json::to_vec(record).map_err(codec)?;
-        self.publish_queued(self.subjects.audit(), &record.request_id, payload, None)
+        self.publish_queued(self.0.subjects.audit(), &record.request_id, payload, None)
             .await
     }
 

@@ -25,9 +25,13 @@ use std::time::Duration;
 /// How long a core publish that must arrive (a cancel, a metagraph notice) may take to flush.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection to NATS with the names and bounds of one deployment. Cheap to clone.
+/// A connection to NATS with the names and bounds of one deployment. Cheap to clone (one
+/// reference count: requests and jobs each hold a clone).
 #[derive(Clone)]
-pub struct NatsBus {
+pub struct NatsBus(Arc<Connection>);
+
+/// What a [`NatsBus`] shares between its clones.
+pub(crate) struct Connection {
     client: async_nats::Client,
     js: async_nats::jetstream::Context,
     subjects: Subjects,
@@ -68,39 +72,41 @@ impl NatsBus {
             .map_err(unavailable)?;
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(config.publish_timeout);
-        Ok(NatsBus {
+        Ok(NatsBus(Arc::new(Connection {
             client,
             js,
             subjects,
             config,
             connects,
-        })
+        })))
     }
 
     /// The names in use.
     pub fn subjects(&self) -> &Subjects {
-        &self.subjects
+        &self.0.subjects
     }
 
     /// The server's `max_payload`, once connected.
     pub(super) fn max_message_bytes(&self) -> Option<usize> {
         self.is_connected()
-            .then(|| self.client.server_info().max_payload)
+            .then(|| self.0.client.server_info().max_payload)
             .filter(|n| *n > 0)
     }
 
     /// Whether the connection to the server is up.
     pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+        self.0.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Subscribes once to the events of every job this process will dispatch, and routes
     /// each to its request.
     pub(super) async fn event_inbox(&self) -> Result<EventInbox, BusError> {
         let address = uuid::Uuid::new_v4().simple().to_string();
-        let sub = self.subscribe(self.subjects.events_inbox(&address)).await?;
+        let sub = self
+            .subscribe(self.0.subjects.events_inbox(&address))
+            .await?;
         let routes = Arc::new(Routes::default());
-        let prefix_len = self.subjects.events(&address, "").len();
+        let prefix_len = self.0.subjects.events(&address, "").len();
         let listener = tokio::spawn(route_events(sub, routes.clone(), prefix_len));
         Ok(EventInbox::new(address, routes, Some(listener)))
     }
@@ -114,22 +120,23 @@ impl NatsBus {
         event: &WorkerEvent,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(&NumberedRef { seq, event }).map_err(codec)?;
-        self.client
-            .publish(self.subjects.events(to, request_id), payload.into())
+        self.0
+            .client
+            .publish(self.0.subjects.events(to, request_id), payload.into())
             .await
             .map_err(unavailable)
     }
 
     /// Asks the worker of a job to stop (the client went away).
     pub(super) async fn publish_cancel(&self, request_id: &str) -> Result<(), BusError> {
-        self.publish_flushed(self.subjects.cancel(request_id), Vec::new())
+        self.publish_flushed(self.0.subjects.cancel(request_id), Vec::new())
             .await
     }
 
     /// Every cancel of this deployment, as request ids.
     pub(super) async fn subscribe_cancels(&self) -> Result<CancelStream, BusError> {
-        let sub = self.subscribe(self.subjects.cancel_all()).await?;
-        let prefix_len = self.subjects.cancel("").len();
+        let sub = self.subscribe(self.0.subjects.cancel_all()).await?;
+        let prefix_len = self.0.subjects.cancel("").len();
         let ids = sub.filter_map(move |msg| {
             let id = msg.subject.as_str().get(prefix_len..).map(str::to_string);
             async move { id }
@@ -143,19 +150,19 @@ impl NatsBus {
         update: &MetagraphUpdated,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(update).map_err(codec)?;
-        self.publish_flushed(self.subjects.metagraph_updated(), payload)
+        self.publish_flushed(self.0.subjects.metagraph_updated(), payload)
             .await
     }
 
     /// Metagraph notifications of this deployment.
     pub(super) async fn subscribe_metagraph_updates(&self) -> Result<MetagraphUpdates, BusError> {
-        let sub = self.subscribe(self.subjects.metagraph_updated()).await?;
+        let sub = self.subscribe(self.0.subjects.metagraph_updated()).await?;
         Ok(MetagraphUpdates(decoded(sub, "metagraph notice").boxed()))
     }
 
     /// Sends what the client holds, bounded by [`FLUSH_TIMEOUT`].
     pub(super) async fn flush(&self) -> Result<(), BusError> {
-        tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush())
+        tokio::time::timeout(FLUSH_TIMEOUT, self.0.client.flush())
             .await
             .map_err(|_| {
                 BusError::Unavailable(format!("NATS did not flush within {FLUSH_TIMEOUT:?}"))
@@ -164,17 +171,18 @@ impl NatsBus {
     }
 
     async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
-        self.client.subscribe(subject).await.map_err(unavailable)
+        self.0.client.subscribe(subject).await.map_err(unavailable)
     }
 
     /// Publishes and flushes, bounded by [`FLUSH_TIMEOUT`].
     async fn publish_flushed(&self, subject: String, payload: Vec<u8>) -> Result<(), BusError> {
         let send = async {
-            self.client
+            self.0
+                .client
                 .publish(subject, payload.into())
                 .await
                 .map_err(unavailable)?;
-            self.client.flush().await.map_err(unavailable)
+            self.0.client.flush().await.map_err(unavailable)
         };
         tokio::time::timeout(FLUSH_TIMEOUT, send)
             .await
