@@ -171,20 +171,10 @@ async fn each_role_works_with_its_own_user_and_cannot_do_another_roles_work() {
     std::fs::write(&config, &text).unwrap();
     let nats = OwnedNats::start_with_config("perm", config, "admin:admin-test-password").await;
 
-    let fleet = sn1_simnet::fleet::Fleet::start(&sn1_simnet::fleet::FleetConfig {
-        miners: 2,
-        misbehaving: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mg = write_metagraph(&fleet, dir.path());
+    let (fleet, mg) = simple_fleet(2, dir.path()).await;
     // With Postgres the worker audits every request: audit stream, its writer's pulls.
-    let db = sn1_contracts::store::testing::fresh_database("perm")
-        .await
-        .unwrap();
+    let db = migrated_database("perm").await;
     let store = Store::postgres(&db, 2).await.unwrap();
-    store.migrate().await.unwrap();
     let url = |role: &str| {
         nats.url_as(&format!(
             "{prefix}-{role}:{}",
