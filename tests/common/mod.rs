@@ -612,20 +612,14 @@ pub struct OwnedNats {
     pub port: u16,
     pub store: tempfile::TempDir,
     pub log: PathBuf,
+    /// A configuration file (`-c`) and the `user:password` the harness connects as.
+    config: Option<(PathBuf, String)>,
     child: Option<std::process::Child>,
 }
 
 impl OwnedNats {
     /// Starts a server and waits until JetStream answers (at most 15 s).
     pub async fn start(tag: &str) -> OwnedNats {
-    /// A configuration file (`-c`) and the `user:password` the harness connects as.
-    config: Option<(PathBuf, String)>,
-        let mut nats = OwnedNats {
-            port: free_port(),
-            store: tempfile::tempdir().expect("nats store dir"),
-            log: log_dir().join(format!("{tag}-{:08x}-nats.log", rand::random::<u32>())),
-            child: None,
-        };
         OwnedNats::start_configured(tag, None).await
     }
 
@@ -636,11 +630,17 @@ impl OwnedNats {
     }
 
     async fn start_configured(tag: &str, config: Option<(PathBuf, String)>) -> OwnedNats {
+        let mut nats = OwnedNats {
+            port: free_port(),
+            store: tempfile::tempdir().expect("nats store dir"),
+            log: log_dir().join(format!("{tag}-{:08x}-nats.log", rand::random::<u32>())),
+            config,
+            child: None,
+        };
         nats.start_again().await;
         nats
     }
 
-            config,
     /// `nats://127.0.0.1:<port>` (as the harness's user, with a configuration).
     pub fn url(&self) -> String {
         match &self.config {
@@ -673,17 +673,17 @@ impl OwnedNats {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(
+                self.config
+                    .iter()
+                    .flat_map(|(c, _)| [Path::new("-c"), c.as_path()]),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("nats log"))
             .stderr(log)
             .spawn()
             .expect("spawn nats-server");
         self.child = Some(child);
-            .args(
-                self.config
-                    .iter()
-                    .flat_map(|(c, _)| [Path::new("-c"), c.as_path()]),
-            )
         let start = Instant::now();
         loop {
             if self.jetstream_answers().await {
@@ -979,12 +979,6 @@ impl OwnedStack {
     ) -> OwnedStack {
         let nats = OwnedNats::start(tag).await;
         let prefix = unique_prefix(tag);
-        let mut stack = OwnedStack {
-            nats,
-            key: format!("key-{prefix}"),
-            prefix,
-            metagraph: metagraph.to_path_buf(),
-            worker_env: worker_env
         OwnedStack::on(nats, prefix, metagraph, apis, workers, worker_env, api_env).await
     }
 
@@ -1000,6 +994,12 @@ impl OwnedStack {
         worker_env: &[(&str, String)],
         api_env: &[(&str, String)],
     ) -> OwnedStack {
+        let mut stack = OwnedStack {
+            nats,
+            key: format!("key-{prefix}"),
+            prefix,
+            metagraph: metagraph.to_path_buf(),
+            worker_env: worker_env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
