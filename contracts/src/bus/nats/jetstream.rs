@@ -249,14 +249,20 @@ impl NatsBus {
 
     /// Jobs not yet delivered to any worker (the shared consumer's pending count).
     pub(crate) async fn jobs_waiting(&self) -> Result<u64, BusError> {
+        let (consumer, _) = self.jobs_consumer().await?;
+        Ok(consumer.cached_info().num_pending)
+    }
+
+    /// The workers' shared consumer of the job queue, and the queue's stream name.
+    async fn jobs_consumer(&self) -> Result<(consumer::PullConsumer, String), BusError> {
         let queue = self.jobs_queue();
-        let consumer: consumer::PullConsumer = self
+        let consumer = self
             .0
             .js
             .get_consumer_from_stream(&queue.consumer, &queue.stream.name)
             .await
             .map_err(unavailable)?;
-        Ok(consumer.cached_info().num_pending)
+        Ok((consumer, queue.stream.name))
     }
 
     /// When the oldest job that no worker has taken yet was created (`None`: none waiting):
@@ -264,13 +270,7 @@ impl NatsBus {
     pub(crate) async fn oldest_job_waiting(
         &self,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, BusError> {
-        let queue = self.jobs_queue();
-        let consumer: consumer::PullConsumer = self
-            .0
-            .js
-            .get_consumer_from_stream(&queue.consumer, &queue.stream.name)
-            .await
-            .map_err(unavailable)?;
+        let (consumer, stream) = self.jobs_consumer().await?;
         let info = consumer.cached_info();
         if info.num_pending == 0 {
             return Ok(None);
@@ -278,7 +278,7 @@ impl NatsBus {
         let stream = self
             .0
             .js
-            .get_stream_no_info(&queue.stream.name)
+            .get_stream_no_info(&stream)
             .await
             .map_err(unavailable)?;
         let message = stream
