@@ -752,6 +752,11 @@ async fn a_worker_says_how_long_jobs_have_waited_for_it() {
     )
     .await;
     assert_eq!(waiting, Some(1.0), "the second job waits\n{}", stack.logs());
+    let oldest = metric(&metrics_url, "sn1_queue_oldest_job_waiting_seconds", "").await;
+    assert!(
+        oldest.is_some_and(|s| (1.0..5.0).contains(&s)),
+        "the waiting job was queued about 1.2 s ago: {oldest:?}"
+    );
     assert!(
         stalled.is_some_and(|s| s >= 1.0),
         "the worker has taken nothing for over a second while a job waits: {stalled:?}"
@@ -765,4 +770,6 @@ async fn a_worker_says_how_long_jobs_have_waited_for_it() {
     )
     .await;
     assert_eq!(after, Some(0.0), "nothing waits any more");
+    let oldest = metric(&metrics_url, "sn1_queue_oldest_job_waiting_seconds", "").await;
+    assert_eq!(oldest, Some(0.0), "nothing waits any more");
 }
