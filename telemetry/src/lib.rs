@@ -90,8 +90,7 @@ pub fn init(service: &'static str, format: LogFormat, otel: &OtelArgs) -> Teleme
     let (provider, export) = if otel.sdk_disabled {
         (None, Ok(None))
     } else {
-        let (provider, export) = otel::provider(service, otel);
-        (Some(provider), export)
+        otel::provider(service, otel)
     };
     let layer = provider
         .as_ref()

@@ -58,10 +58,6 @@ pub(crate) fn codec(e: impl std::fmt::Display) -> BusError {
 
 /// The bus of a deployment. Cheap to clone.
 #[derive(Clone)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per process, cloned once per request: a Box would cost more than it saves"
-)]
 pub enum Bus {
     /// NATS and JetStream (distributed mode).
     Nats(NatsBus),
