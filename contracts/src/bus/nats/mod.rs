@@ -50,7 +50,15 @@ impl NatsBus {
     ) -> Result<NatsBus, BusError> {
         let (connected, connects) = tokio::sync::watch::channel(0u64);
         let connected = std::sync::Arc::new(connected);
-        let client = async_nats::ConnectOptions::new()
+        // async-nats sends no user info from a URL: pass it as the CONNECT's user and password
+        // (per-role NATS users, `nats://<user>:<password>@host`).
+        let mut options = async_nats::ConnectOptions::new();
+        if let Ok(addr) = url.parse::<async_nats::ServerAddr>()
+            && let (Some(user), Some(pass)) = (addr.username(), addr.password())
+        {
+            options = options.user_and_password(user.to_string(), pass.to_string());
+        }
+        let client = options
             .name(format!("sn1-gateway/{}", subjects.prefix()))
             .event_callback(move |event| {
                 let connected = connected.clone();
