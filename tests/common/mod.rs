@@ -315,6 +315,8 @@ pub struct Streamed {
     pub keep_alives: usize,
     pub elapsed: Duration,
     pub first_event_at: Option<Duration>,
+    /// Bytes of the body.
+    pub bytes: usize,
 }
 
 /// POSTs `body` to `url` with `key` and reads the NDJSON stream to its end.
@@ -345,8 +347,11 @@ pub async fn post_ndjson(url: &str, key: &str, body: &Value) -> Streamed {
     let mut events = Vec::new();
     let mut keep_alives = 0;
     let mut first_event_at = None;
+    let mut bytes = 0;
     while let Some(chunk) = stream.next().await {
-        buf.extend_from_slice(&chunk.expect("body chunk"));
+        let chunk = chunk.expect("body chunk");
+        bytes += chunk.len();
+        buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
             let line = std::str::from_utf8(&line[..line.len() - 1]).expect("utf-8 line");
@@ -377,6 +382,7 @@ pub async fn post_ndjson(url: &str, key: &str, body: &Value) -> Streamed {
         keep_alives,
         elapsed: start.elapsed(),
         first_event_at,
+        bytes,
     }
 }
 
