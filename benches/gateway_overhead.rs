@@ -27,62 +27,15 @@ use sn1_bittensor::reply::ReplyLimits;
 use sn1_bittensor::synapse::SynapseShape;
 use sn1_contracts::metagraph::Metagraph;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use support::{KEY, Sample, Sn1Gateway, ms, percentile, signed_ms, spawn_bin, summarize};
+use tokio::process::Child;
+
+mod support;
 
 const MINERS: u16 = 16;
 const FIRST_BYTE_MS: u64 = 50;
 const CHUNK_GAP_MS: u64 = 5;
-
-struct Sample {
-    first: Duration,
-    total: Duration,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn summarize(samples: &[Sample]) -> [Duration; 4] {
-    let mut first: Vec<_> = samples.iter().map(|s| s.first).collect();
-    let mut total: Vec<_> = samples.iter().map(|s| s.total).collect();
-    first.sort();
-    total.sort();
-    [
-        percentile(&first, 0.5),
-        percentile(&first, 0.99),
-        percentile(&total, 0.5),
-        percentile(&total, 0.99),
-    ]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn signed_ms(a: Duration, b: Duration) -> f64 {
-    ms(a) - ms(b)
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of /proc/pid/stat (utime, stime), counted after the ')' .
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 fn spawn(name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Child {
     spawn_bin(
@@ -92,41 +45,6 @@ fn spawn(name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Chil
         env,
         logs,
     )
-}
-
-fn spawn_bin(bin: &Path, name: &str, args: &[&str], env: &[(&str, String)], logs: &Path) -> Child {
-    let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn sn1-gateway")
-}
-
-async fn wait_ok(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if let Ok(r) = client.get(url).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 async fn direct(dendrite: &Dendrite, targets: &[MinerTarget], prompt: &Prompt) -> Sample {
@@ -234,24 +152,27 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metagraph = Metagraph::load(&mg_path).expect("simnet metagraph");
+    let concurrency = [("WORKER_CONCURRENCY", "128".to_string())];
     let mut gateways = vec![
-        Gateway::start(
+        Sn1Gateway::start(
             "this build",
             Path::new(env!("CARGO_BIN_EXE_sn1-gateway")),
             &nats,
             &mg_path,
             logs.path(),
+            &concurrency,
         )
         .await,
     ];
     if let Ok(baseline) = std::env::var("SN1_BASELINE_BIN") {
         gateways.push(
-            Gateway::start(
+            Sn1Gateway::start(
                 "baseline",
                 Path::new(&baseline),
                 &nats,
                 &mg_path,
                 logs.path(),
+                &concurrency,
             )
             .await,
         );
@@ -381,34 +302,15 @@ async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
     let fleet = Fleet::start_with(configs).await.expect("fleet");
     let mg = logs.join("mg-disconnect.json");
     fleet.metagraph().save_atomically(&mg).expect("metagraph");
-    let prefix = format!("benchd{:08x}", rand::random::<u32>());
-    let ops = free_port();
-    let _worker = spawn(
-        "worker-disconnect",
-        &["worker", "--wallet.ephemeral"],
-        &[
-            ("NATS_URL", nats.to_string()),
-            ("NATS_PREFIX", prefix.clone()),
-            ("OPS_PORT", ops.to_string()),
-            ("METAGRAPH_FILE", mg.display().to_string()),
-        ],
+    let gateway = Sn1Gateway::start(
+        "disconnect",
+        Path::new(env!("CARGO_BIN_EXE_sn1-gateway")),
+        nats,
+        &mg,
         logs,
-    );
-    let port = free_port();
-    let _api = spawn(
-        "api-disconnect",
-        &["api"],
-        &[
-            ("NATS_URL", nats.to_string()),
-            ("NATS_PREFIX", prefix),
-            ("PORT", port.to_string()),
-            ("HOST", "127.0.0.1".into()),
-            ("EXPECTED_ACCESS_KEY", "k".into()),
-        ],
-        logs,
-    );
-    wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
-    wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
+        &[],
+    )
+    .await;
     let client = reqwest::Client::new();
     let open = || {
         fleet
@@ -421,8 +323,8 @@ async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
     for _ in 0..trials {
         let body = json!({"k": 3, "prefer": "longest", "timeout": 60, "roles": ["user"], "messages": ["go"]});
         let response = client
-            .post(format!("http://127.0.0.1:{port}/chat"))
-            .header("api_key", "k")
+            .post(&gateway.url)
+            .header("api_key", KEY)
             .json(&body)
             .send()
             .await
@@ -447,64 +349,4 @@ async fn disconnect_to_close(nats: &str, logs: &Path, trials: usize) {
         ms(percentile(&closes, 0.5)),
         ms(*closes.last().expect("trials"))
     );
-}
-
-/// The api key every gateway of the benchmark expects.
-const KEY: &str = "bench-key";
-
-/// One build's api and worker, on their own NATS prefix, in front of the shared miners.
-struct Gateway {
-    label: &'static str,
-    url: String,
-    api: Child,
-    worker: Child,
-}
-
-impl Gateway {
-    async fn start(label: &'static str, bin: &Path, nats: &str, mg: &Path, logs: &Path) -> Self {
-        let prefix = format!("bench{:08x}", rand::random::<u32>());
-        let tag = label.replace(' ', "-");
-        let ops = free_port();
-        let worker = spawn_bin(
-            bin,
-            &format!("worker-{tag}"),
-            &["worker", "--wallet.ephemeral"],
-            &[
-                ("NATS_URL", nats.to_string()),
-                ("NATS_PREFIX", prefix.clone()),
-                ("OPS_PORT", ops.to_string()),
-                ("METAGRAPH_FILE", mg.display().to_string()),
-                ("WORKER_CONCURRENCY", "128".into()),
-            ],
-            logs,
-        );
-        let port = free_port();
-        let api = spawn_bin(
-            bin,
-            &format!("api-{tag}"),
-            &["api"],
-            &[
-                ("NATS_URL", nats.to_string()),
-                ("NATS_PREFIX", prefix),
-                ("PORT", port.to_string()),
-                ("HOST", "127.0.0.1".into()),
-                ("EXPECTED_ACCESS_KEY", KEY.to_string()),
-            ],
-            logs,
-        );
-        wait_ok(&format!("http://127.0.0.1:{ops}/readyz")).await;
-        wait_ok(&format!("http://127.0.0.1:{port}/readyz")).await;
-        Gateway {
-            label,
-            url: format!("http://127.0.0.1:{port}/chat"),
-            api,
-            worker,
-        }
-    }
-
-    /// CPU seconds the api and worker processes have used so far.
-    fn cpu_seconds(&self) -> f64 {
-        let pid = |c: &Child| c.id().expect("running");
-        cpu_seconds(pid(&self.api)) + cpu_seconds(pid(&self.worker))
-    }
 }
