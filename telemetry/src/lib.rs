@@ -92,13 +92,30 @@ pub fn init(service: &'static str, format: LogFormat, otel: &OtelArgs) -> Teleme
     } else {
         otel::provider(service, otel)
     };
-    let layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    // `RUST_LOG` filters the log lines only; traces keep every span of our own crates at info
+    // (a `RUST_LOG=warn` in production must not switch tracing off).
+    let traced = tracing_subscriber::filter::Targets::new().with_targets(
+        [
+            "sn1_api",
+            "sn1_worker",
+            "sn1_contracts",
+            "sn1_metagraph_syncer",
+            "sn1_telemetry",
+            "sn1_bittensor",
+            "sn1_gateway",
+        ]
+        .map(|t| (t, tracing::Level::INFO)),
+    );
+    let layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_filter(traced)
+    });
+    // Every layer has its own filter: an unfiltered one would enable every span and event of
+    // every crate. The slot only needs the dispatch, so it is interested in nothing.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(slot)
+        .with(fmt.with_filter(filter))
+        .with(slot.with_filter(tracing_subscriber::filter::Targets::new()))
         .with(layer)
         .try_init();
     match export {

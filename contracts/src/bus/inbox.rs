@@ -19,13 +19,21 @@ use tokio::sync::mpsc;
 /// (the worker caps a reply at 256 KiB), so a full buffer is at most a few MiB.
 pub(crate) const EVENT_BUFFER: usize = 16 * 1024;
 
+/// An event on its way to its request: decoded already (in-process), or as it came off the wire,
+/// decoded by the request's own reader (so one task routing a whole process's events does
+/// no decoding).
+pub(crate) enum Routed {
+    Event(Numbered),
+    Encoded(bytes::Bytes),
+}
+
 /// Requests in flight, by request id, and the channel of each.
 #[derive(Default)]
-pub(crate) struct Routes(Mutex<HashMap<String, mpsc::Sender<Numbered>>>);
+pub(crate) struct Routes(Mutex<HashMap<String, mpsc::Sender<Routed>>>);
 
 impl Routes {
     /// The channel of `request_id`, while its stream lives.
-    pub(crate) fn sender(&self, request_id: &str) -> Option<mpsc::Sender<Numbered>> {
+    pub(crate) fn sender(&self, request_id: &str) -> Option<mpsc::Sender<Routed>> {
         self.lock().get(request_id).cloned()
     }
 
@@ -38,15 +46,29 @@ impl Routes {
             routes: self.clone(),
         };
         let stream = futures::stream::unfold((rx, route), |(mut rx, route)| async move {
-            let event = rx.recv().await?;
-            Some((event, (rx, route)))
+            loop {
+                match rx.recv().await? {
+                    Routed::Event(event) => return Some((event, (rx, route))),
+                    Routed::Encoded(payload) => match serde_json::from_slice(&payload) {
+                        Ok(event) => return Some((event, (rx, route))),
+                        // The error's category and place only: its text could quote the answer.
+                        // A skipped event leaves a gap in the numbers, which ends the answer.
+                        Err(e) => tracing::warn!(
+                            category = ?e.classify(),
+                            line = e.line(),
+                            column = e.column(),
+                            "skipping an undecodable worker event"
+                        ),
+                    },
+                }
+            }
         });
         EventStream(stream.boxed())
     }
 
     /// Hands `event` to its request without waiting: a full channel or a request nobody waits
     /// for any more drops it (the reader sees the gap in the numbers).
-    pub(crate) fn deliver(&self, request_id: &str, event: Numbered) {
+    pub(crate) fn deliver(&self, request_id: &str, event: Routed) {
         let Some(tx) = self.sender(request_id) else {
             return;
         };
@@ -55,7 +77,7 @@ impl Routes {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, mpsc::Sender<Numbered>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, mpsc::Sender<Routed>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -8,7 +8,7 @@
 use super::BusError;
 use super::delivery::{Acker, AuditDelivery, JobDelivery};
 use super::headers::Headers;
-use super::inbox::{EventInbox, Routes};
+use super::inbox::{EventInbox, Routed, Routes};
 use super::streams::{AuditBatches, CancelStream, JobStream, Jobs, MetagraphUpdates};
 use crate::audit::CompletionRecord;
 use crate::event::{Numbered, WorkerEvent};
@@ -89,7 +89,11 @@ impl MemoryBus {
             seq,
             event: event.clone(),
         };
-        if tx.send_timeout(event, EVENT_STALL).await.is_err() {
+        if tx
+            .send_timeout(Routed::Event(event), EVENT_STALL)
+            .await
+            .is_err()
+        {
             metrics::counter!("sn1_bus_events_dropped_total").increment(1);
         }
     }

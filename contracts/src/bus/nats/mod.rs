@@ -12,10 +12,10 @@ pub(crate) use jetstream::{JetStreamMessage, NatsJobs, ack};
 pub use subjects::Subjects;
 
 use super::headers::Headers;
-use super::inbox::{EventInbox, Routes};
+use super::inbox::{EventInbox, Routed, Routes};
 use super::streams::{CancelStream, MetagraphUpdates};
 use super::{BusError, codec, unavailable};
-use crate::event::{Numbered, NumberedRef, WorkerEvent};
+use crate::event::{NumberedRef, WorkerEvent};
 use crate::metagraph::MetagraphUpdated;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -224,10 +224,7 @@ async fn route_events(mut sub: async_nats::Subscriber, routes: Arc<Routes>, pref
         let Some(request_id) = msg.subject.as_str().get(prefix_len..) else {
             continue;
         };
-        match serde_json::from_slice::<Numbered>(&msg.payload) {
-            Ok(event) => routes.deliver(request_id, event),
-            Err(e) => tracing::warn!(error = %e, "skipping an undecodable worker event"),
-        }
+        routes.deliver(request_id, Routed::Encoded(msg.payload));
     }
 }
 

@@ -51,8 +51,13 @@ impl Subjects {
     }
 
     /// Core NATS subject of one job's events, sent to the inbox of the api process that
-    /// dispatched it: `sn1.events.<inbox>.<request id>`.
+    /// dispatched it: `sn1.events.<inbox>.<request id>`. A job from an api older than inboxes
+    /// names none: its events go where that api listens, `sn1.events.<request id>` (so workers
+    /// can be upgraded before apis).
     pub fn events(&self, inbox: &str, request_id: &str) -> String {
+        if inbox.is_empty() {
+            return format!("{}.events.{request_id}", self.prefix);
+        }
         format!("{}.events.{inbox}.{request_id}", self.prefix)
     }
 
@@ -107,6 +112,7 @@ mod tests {
         assert_eq!(s.jobs(), "sn1.jobs");
         assert_eq!(s.events("api1", "abc"), "sn1.events.api1.abc");
         assert_eq!(s.events_inbox("api1"), "sn1.events.api1.*");
+        assert_eq!(s.events("", "abc"), "sn1.events.abc", "an older api's job");
         assert_eq!(s.cancel_all(), "sn1.cancel.*");
         let t = Subjects::new("test-7");
         assert_eq!(t.jobs_stream(), "TEST_7_JOBS");
