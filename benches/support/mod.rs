@@ -250,6 +250,8 @@ impl Sn1Gateway {
                 ("PORT", port.to_string()),
                 ("HOST", "127.0.0.1".into()),
                 ("EXPECTED_ACCESS_KEY", KEY.to_string()),
+                // Newer builds' api serves /metrics on an ops port of its own.
+                ("OPS_PORT", free_port().to_string()),
                 // Keys the ids of API keys in the audit log (newer builds require it).
                 ("KEY_ID_SECRET", "5e".repeat(32)),
             ],
