@@ -87,6 +87,8 @@ pub struct Relay {
     /// When something (event or keep-alive) was last handed to the client.
     last_sent: tokio::time::Instant,
     finished: bool,
+    /// The worker ended the job itself (done or error): nothing to cancel.
+    worker_ended: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -119,6 +121,7 @@ impl Relay {
             last_event: now,
             last_sent: now,
             finished: false,
+            worker_ended: false,
             _permit: permit,
         }
     }
@@ -226,10 +229,12 @@ impl Relay {
                     }
                 }
                 WorkerEvent::Done { uid, .. } => {
+                    self.worker_ended = true;
                     self.answer.uid = uid;
                     return self.end(Step::Finished);
                 }
                 WorkerEvent::Error { message, kind, .. } => {
+                    self.worker_ended = true;
                     return self.fail(message, kind == ErrorKind::Timeout);
                 }
             }
@@ -351,12 +356,16 @@ impl Relay {
 }
 
 impl Drop for Relay {
+    /// Unless the worker ended the job itself, tells it to stop asking miners: the client went
+    /// away mid-answer, or the api ended the answer (an event gap, the deadline, a silent
+    /// worker) and nobody will read the rest.
     fn drop(&mut self) {
-        if self.finished {
+        if self.worker_ended {
             return;
         }
-        // The client went away mid-answer: tell the worker to stop asking miners.
-        metrics::counter!("sn1_api_client_disconnects_total").increment(1);
+        if !self.finished {
+            metrics::counter!("sn1_api_client_disconnects_total").increment(1);
+        }
         self.dispatch.cancel();
     }
 }
