@@ -338,5 +338,9 @@ async fn each_role_works_with_its_own_user_and_cannot_do_another_roles_work() {
         .tries(format!("{prefix}.jobs"), Try::Publish, REFUSED)
         .await;
     syncer.tries(jobs_next, Try::Publish, REFUSED).await;
+    // Nor read the replies JetStream sends to the workers' inboxes (jobs, audit records).
+    syncer
+        .tries("_INBOX.>".to_string(), Try::Subscribe, REFUSED)
+        .await;
     drop(fleet);
 }
