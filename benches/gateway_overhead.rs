@@ -153,29 +153,15 @@ async fn main() {
     }
     let metagraph = Metagraph::load(&mg_path).expect("simnet metagraph");
     let concurrency = [("WORKER_CONCURRENCY", "128".to_string())];
-    let mut gateways = vec![
-        Sn1Gateway::start(
-            "this build",
-            Path::new(env!("CARGO_BIN_EXE_sn1-gateway")),
-            &nats,
-            &mg_path,
-            logs.path(),
-            &concurrency,
-        )
-        .await,
-    ];
+    let mut builds = vec![("this build", env!("CARGO_BIN_EXE_sn1-gateway").to_owned())];
     if let Ok(baseline) = std::env::var("SN1_BASELINE_BIN") {
-        gateways.push(
-            Sn1Gateway::start(
-                "baseline",
-                Path::new(&baseline),
-                &nats,
-                &mg_path,
-                logs.path(),
-                &concurrency,
-            )
-            .await,
-        );
+        builds.push(("baseline", baseline));
+    }
+    let mut gateways = Vec::new();
+    for (label, bin) in &builds {
+        let bin = Path::new(bin);
+        let g = Sn1Gateway::start(label, bin, &nats, &mg_path, logs.path(), &concurrency).await;
+        gateways.push(g);
     }
     let seed: [u8; 32] = rand::random();
     let hotkey = Hotkey::from_seed_hex(&format!("0x{}", hex::encode(seed))).expect("key");
@@ -201,6 +187,7 @@ async fn main() {
         roles: vec!["user".into()],
         messages: vec!["benchmark question".into()],
         seed: None,
+        sampling: Default::default(),
     };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
