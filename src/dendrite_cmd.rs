@@ -122,6 +122,7 @@ pub async fn run(args: DendriteArgs) -> anyhow::Result<ExitCode> {
         roles: vec![args.role.clone()],
         messages: vec![args.message.clone()],
         seed: None,
+        sampling: Default::default(),
     };
     let limits = ReplyLimits {
         first_byte_timeout: timeout,

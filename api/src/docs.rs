@@ -6,7 +6,7 @@
 //! shapes of a 200 and every error before a stream starts, with its `{"error": …}` body and
 //! `Retry-After` where one is sent ([`crate::error`]).
 
-use crate::{ApiConfig, AppState, events, request, routes};
+use crate::{ApiConfig, AppState, events, openai, request, routes};
 use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
@@ -22,14 +22,23 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::chat::chat,
         routes::chat::echo,
         routes::ops::livez,
-        routes::ops::readyz
+        routes::ops::readyz,
+        routes::openai::chat_completions,
+        routes::openai::models,
+        routes::openai::model
     ),
     components(schemas(
         request::ChatRequest,
         events::StreamChunk,
         events::StreamError,
         events::ChatCompletion,
-        ErrorResponse
+        ErrorResponse,
+        openai::schema::CompletionRequestSchema,
+        openai::schema::OpenAiErrorResponse,
+        openai::response::ChatCompletionObject,
+        openai::response::ChatCompletionChunk,
+        routes::openai::ModelList,
+        routes::openai::Model
     ))
 )]
 pub struct ApiDoc;
@@ -119,6 +128,7 @@ pub fn document(config: &ApiConfig) -> Value {
             }
         }
     }
+    openai::schema::complete(&mut doc, config);
     doc
 }
 
@@ -154,9 +164,15 @@ fn success() -> Value {
 }
 
 fn error(description: &str, retry: bool) -> Value {
+    error_response(description, retry, "ErrorResponse")
+}
+
+/// A documented error answer: `description`, a body of the component `schema`, and
+/// `Retry-After` when `retry`.
+pub(crate) fn error_response(description: &str, retry: bool, schema: &str) -> Value {
     let mut response = json!({
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
     });
     if retry {
         response["headers"] = json!({"Retry-After": {

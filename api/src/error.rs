@@ -47,9 +47,11 @@ pub enum ApiError {
     NoAnswer(String),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, kind, retry) = match &self {
+impl ApiError {
+    /// The HTTP status, the stable error name (`type` on `/chat`, `code` on `/v1`) and whether
+    /// `Retry-After` goes with it. Logs the cause of an unavailable queue (once, here).
+    pub fn classify(&self) -> (StatusCode, &'static str, bool) {
+        match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", false),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", false),
             ApiError::PayloadTooLarge(_) => {
@@ -77,17 +79,27 @@ impl IntoResponse for ApiError {
             ApiError::NoWorker => (StatusCode::GATEWAY_TIMEOUT, "no_worker", true),
             ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", false),
             ApiError::NoAnswer(_) => (StatusCode::BAD_GATEWAY, "no_answer", false),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, retry) = self.classify();
         metrics::counter!("sn1_api_errors_total", "type" => kind).increment(1);
         let body = json!({"error": {"type": kind, "message": self.to_string()}});
-        let mut response = (status, axum::Json(body)).into_response();
-        if retry {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        }
-        response
+        retry_after((status, axum::Json(body)).into_response(), retry)
     }
+}
+
+/// `response`, with `Retry-After` when `retry` (the `/chat` and `/v1` errors alike).
+pub fn retry_after(mut response: Response, retry: bool) -> Response {
+    if retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -11,9 +11,11 @@ pub mod docs;
 pub mod error;
 pub mod events;
 pub mod http_span;
+pub mod openai;
 pub mod relay;
 pub mod request;
 pub mod routes;
+pub mod submit;
 
 use auth::Auth;
 use axum::Router;
@@ -46,6 +48,8 @@ pub struct ApiConfig {
     pub relay: relay::RelayTimings,
     /// Client connections: header-read and idle timeouts, how many at once.
     pub connections: ConnectionLimits,
+    /// The models `/v1` serves (`MODELS`).
+    pub models: openai::models::Models,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
                 deadline_grace: Duration::from_secs(2),
             },
             connections: ConnectionLimits::default(),
+            models: openai::models::Models::default(),
         }
     }
 }
@@ -113,8 +118,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_json,
         ));
+    let v1 = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(routes::openai::chat_completions),
+        )
+        .route("/v1/models", get(routes::openai::models))
+        .route("/v1/models/{id}", get(routes::openai::model));
     Router::new()
         .merge(chat)
+        .merge(v1)
         .route("/livez", get(routes::ops::livez))
         .route("/readyz", get(routes::ops::readyz))
         .merge(docs::router(&state.config))

@@ -68,7 +68,7 @@ pub struct ChatRequest {
 #[derive(ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code, reason = "read only by the OpenAPI derive")]
-enum Excluded {
+pub(crate) enum Excluded {
     /// A uid.
     Uid(Uid),
     /// A hotkey.
@@ -79,13 +79,13 @@ enum Excluded {
 #[derive(ToSchema)]
 #[schema(minimum = 0, maximum = 65535)]
 #[allow(dead_code, reason = "read only by the OpenAPI derive")]
-struct Uid(u16);
+pub(crate) struct Uid(u16);
 
 /// A hotkey (SS58).
 #[derive(ToSchema)]
 #[schema(min_length = 1)]
 #[allow(dead_code, reason = "read only by the OpenAPI derive")]
-struct Hotkey(String);
+pub(crate) struct Hotkey(String);
 
 /// The role of a message.
 #[derive(ToSchema)]
@@ -110,7 +110,7 @@ enum Prefer {
 #[derive(ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code, reason = "read only by the OpenAPI derive")]
-enum SamplingModeName {
+pub(crate) enum SamplingModeName {
     Random,
     TopIncentive,
 }
@@ -245,24 +245,7 @@ pub fn parse(
             ));
         }
     };
-    let exclude = match obj.get("exclude") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(h) if !h.is_empty() => Ok(Exclusion::Hotkey(h.clone())),
-                Value::Number(n) => whole_number(item)
-                    .and_then(|u| u16::try_from(u).ok())
-                    .map(Exclusion::Uid)
-                    .ok_or_else(|| bad("exclude", format!("{n} is not a uid (0..=65535)"))),
-                other => Err(bad(
-                    "exclude",
-                    format!("entries must be uids (int) or hotkeys (str), got {other}"),
-                )),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(bad("exclude", "must be a list of uids or hotkeys")),
-    };
+    let exclude = exclusions(obj.get("exclude"))?;
     let stream = match obj.get("stream") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
@@ -276,14 +259,37 @@ pub fn parse(
             messages,
             strategy,
             sampling_mode,
+            sampling: Default::default(),
         },
         deadline,
         stream,
     })
 }
 
+/// The `exclude` field: uids (int) and hotkeys (str); absent or `null` is none.
+pub(crate) fn exclusions(value: Option<&Value>) -> Result<Vec<Exclusion>, FieldError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(h) if !h.is_empty() => Ok(Exclusion::Hotkey(h.clone())),
+                Value::Number(n) => whole_number(item)
+                    .and_then(|u| u16::try_from(u).ok())
+                    .map(Exclusion::Uid)
+                    .ok_or_else(|| bad("exclude", format!("{n} is not a uid (0..=65535)"))),
+                other => Err(bad(
+                    "exclude",
+                    format!("entries must be uids (int) or hotkeys (str), got {other}"),
+                )),
+            })
+            .collect(),
+        Some(_) => Err(bad("exclude", "must be a list of uids or hotkeys")),
+    }
+}
+
 /// The deadline of a request with this `timeout` field (seconds, default 10 or the limit).
-fn deadline(
+pub(crate) fn deadline(
     timeout: Option<&Value>,
     limits: &RequestLimits,
     received_at: DateTime<Utc>,
@@ -312,7 +318,7 @@ fn deadline(
 }
 
 /// A non-negative whole number, written `5` or `5.0` (JSON Schema's `integer` admits both).
-fn whole_number(v: &Value) -> Option<u64> {
+pub(crate) fn whole_number(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| {
         v.as_f64()
             .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))

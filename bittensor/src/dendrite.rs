@@ -72,6 +72,26 @@ pub struct Prompt {
     pub messages: Vec<String>,
     /// Sampling seed forwarded to the miner (v2.12 synapse shape via its own `seed`, Epistula body).
     pub seed: Option<u64>,
+    /// Sampling parameters, sent in OpenAI and Epistula bodies (the synapse shapes have no
+    /// field for them). Empty: nothing is added to the body.
+    pub sampling: Sampling,
+}
+
+/// Sampling parameters of an OpenAI chat completions body; absent ones are not sent.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Sampling {
+    /// `temperature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// `top_p`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// `max_tokens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// `stop`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 /// How to build a [`Dendrite`].

@@ -140,6 +140,7 @@ fn prompt() -> Prompt {
         roles: vec!["user".into()],
         messages: vec!["What is 2+2?".into()],
         seed: None,
+        sampling: Default::default(),
     }
 }
 

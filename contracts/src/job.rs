@@ -70,6 +70,31 @@ pub struct ChatParams {
     pub strategy: Strategy,
     /// How miners are chosen.
     pub sampling_mode: SamplingMode,
+    /// Sampling parameters for the miners (`/v1` requests; empty for `/chat`). Absent in jobs
+    /// queued by older api versions.
+    #[serde(default)]
+    pub sampling: Sampling,
+}
+
+/// Sampling parameters of an OpenAI-style request, passed to miners whose protocol carries
+/// them. Every field is optional: absent means the miner's default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Sampling temperature, 0 ..= 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass, 0 ..= 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Most tokens to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Seed for reproducible sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Stop sequences (at most 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 /// One unit of work on the queue.
@@ -143,6 +168,7 @@ mod tests {
                 messages: vec!["hi".into()],
                 strategy: Strategy::First,
                 sampling_mode: SamplingMode::Random,
+                sampling: Sampling::default(),
             },
         }
     }

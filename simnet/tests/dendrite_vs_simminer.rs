@@ -50,6 +50,7 @@ fn prompt() -> Prompt {
         roles: vec!["system".into(), "user".into()],
         messages: vec!["Be brief.".into(), QUESTION.into()],
         seed: Some(42),
+        sampling: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@ use super::common::{self, LogArgs, NatsArgs, parse_duration};
 use secrecy::SecretString;
 use sn1_api::auth::{Auth, MIN_KEY_ID_SECRET_LEN};
 use sn1_api::connections::ConnectionLimits;
+use sn1_api::openai::models::Models;
 use sn1_api::request::RequestLimits;
 use sn1_api::{ApiConfig, AppState};
 use sn1_contracts::bus::{Bus, NatsBus};
@@ -177,6 +178,34 @@ impl ConnectionArgs {
     }
 }
 
+/// The models `/v1` serves.
+#[derive(clap::Args, Debug)]
+pub struct ModelsArgs {
+    /// The models of `/v1`: a JSON list of routing profiles, e.g.
+    /// `[{"id": "sn1", "k": 10, "strategy": "first", "sampling_mode": "random"}]`
+    /// (default: one model, `sn1`).
+    #[arg(long = "models", env = "MODELS")]
+    pub models: Option<String>,
+}
+
+impl ModelsArgs {
+    /// What is wrong with `MODELS`.
+    pub fn problems(&self, max_k: u16) -> Vec<String> {
+        match &self.models {
+            Some(json) => Models::parse(json, max_k).err().into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The models (the default when `MODELS` is unset; checked in `problems`).
+    pub fn models(&self, max_k: u16) -> Models {
+        self.models
+            .as_deref()
+            .and_then(|json| Models::parse(json, max_k).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Configuration of the api role.
 #[derive(clap::Args, Debug)]
 pub struct ApiArgs {
@@ -210,6 +239,8 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub connections: ConnectionArgs,
     #[command(flatten)]
+    pub models: ModelsArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -219,6 +250,7 @@ impl ApiArgs {
         out.extend(self.auth.problems(true));
         out.extend(self.auth.secret_problems(true));
         out.extend(self.connections.problems());
+        out.extend(self.models.problems(self.max_k));
         if self.max_in_flight == 0 {
             out.push("MAX_IN_FLIGHT must be at least 1".into());
         }
@@ -255,6 +287,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         max_in_flight: args.max_in_flight,
         accept_timeout: args.accept_timeout,
         connections: args.connections.limits(),
+        models: args.models.models(args.max_k),
         ..ApiConfig::default()
     };
     config.limits.max_k = args.max_k;

@@ -4,13 +4,14 @@
 //! With `--simnet` a simulated subnet (fake chain + simulated miners) runs in-process too, so it
 //! answers with no wallet and no network.
 
-use super::api::{AuthArgs, ConnectionArgs, OpsArgs};
+use super::api::{AuthArgs, ConnectionArgs, ModelsArgs, OpsArgs};
 use super::audit_args::AuditArgs;
 use super::common::{self, LogArgs, parse_duration};
 use super::miner_args::MinerArgs;
 use crate::wallet_args::WalletArgs;
 use secrecy::SecretString;
 use sn1_api::auth::Auth;
+use sn1_api::request::RequestLimits;
 use sn1_api::{ApiConfig, AppState};
 use sn1_bittensor::dendrite::{Dendrite, DendriteConfig};
 use sn1_contracts::bus::{Bus, MemoryBus};
@@ -96,6 +97,8 @@ pub struct StandaloneArgs {
     #[command(flatten)]
     pub connections: ConnectionArgs,
     #[command(flatten)]
+    pub models: ModelsArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -126,6 +129,7 @@ impl StandaloneArgs {
         }
         out.extend(self.miners.problems());
         out.extend(self.connections.problems());
+        out.extend(self.models.problems(RequestLimits::default().max_k));
         out
     }
 }
@@ -269,6 +273,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let config = ApiConfig {
         max_in_flight: args.max_in_flight,
         connections: args.connections.limits(),
+        models: args.models.models(RequestLimits::default().max_k),
         ..ApiConfig::default()
     };
     let state = AppState::new(bus, auth, config);

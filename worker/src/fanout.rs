@@ -342,6 +342,7 @@ mod tests {
                 roles: vec!["user".into()],
                 messages: vec!["Tell me a story".into()],
                 seed: None,
+                sampling: Default::default(),
             },
             protocol: MinerProtocol::Synapse(SynapseShape::Classic),
             limits: ReplyLimits::default(),

@@ -14,7 +14,7 @@ use crate::selection;
 use crate::{WorkerConfig, echo};
 use chrono::Utc;
 use outbox::Outbox;
-use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerTarget, Prompt};
+use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerTarget, Prompt, Sampling};
 use sn1_bittensor::reply::ReplyLimits;
 use sn1_contracts::event::{ErrorKind, WorkerEvent};
 use sn1_contracts::job::{ChatJob, Endpoint};
@@ -242,7 +242,13 @@ impl JobRunner {
             prompt: Prompt {
                 roles: job.params.roles.clone(),
                 messages: job.params.messages.clone(),
-                seed: None,
+                seed: job.params.sampling.seed,
+                sampling: Sampling {
+                    temperature: job.params.sampling.temperature,
+                    top_p: job.params.sampling.top_p,
+                    max_tokens: job.params.sampling.max_tokens,
+                    stop: job.params.sampling.stop.clone(),
+                },
             },
             protocol: self.config.protocol.clone(),
             limits: ReplyLimits {

@@ -71,6 +71,7 @@ fn job(accept_by: chrono::DateTime<Utc>, endpoint: Endpoint) -> ChatJob {
             messages: vec!["hello there".into()],
             strategy: Strategy::First,
             sampling_mode: SamplingMode::Random,
+            sampling: Default::default(),
         },
     }
 }

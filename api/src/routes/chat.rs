@@ -2,19 +2,16 @@
 //! publish, then relay as NDJSON, SSE or one JSON body.
 
 use crate::AppState;
-use crate::dispatch::Dispatch;
 use crate::error::ApiError;
 use crate::events::{ChatCompletion, Framing, StreamChunk, StreamError};
 use crate::relay::{Relay, Relayed};
 use crate::request::{self, ChatRequest};
+use crate::submit::{self, Submission, Submitted};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
-use sn1_contracts::event::{ErrorKind, Numbered, WorkerEvent};
-use sn1_contracts::job::{ChatJob, Endpoint};
-use std::time::Instant;
+use sn1_contracts::job::Endpoint;
 
 /// Ask k miners; the answer streams back as `StreamChunk` events.
 #[utoipa::path(post, path = "/chat", request_body = ChatRequest,
@@ -47,133 +44,21 @@ async fn handle(
     request: Request,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let (parts, body) = request.into_parts();
-    let api_key_id = state
-        .auth
-        .check(&parts.headers)
-        .ok_or(ApiError::Unauthorized)?;
-    let body: Bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(state.config.max_body_bytes))?;
-    let now = Utc::now();
-    let parsed = request::parse(&body, &state.config.limits, now)
+    let admitted = submit::admit(&state, request).await?;
+    let parsed = request::parse(&admitted.body, &state.config.limits, admitted.received_at)
         .map_err(|e| ApiError::BadRequest(e.message))?;
-    let framing = if accepts_sse(&parts.headers) {
+    let framing = if accepts_sse(&admitted.headers) {
         Framing::Sse
     } else {
         Framing::Ndjson
     };
-    let permit = state
-        .inflight
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded)?;
-
-    let inbox = state
-        .inbox()
-        .await
-        .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
-    let job = ChatJob {
-        request_id: uuid::Uuid::now_v7().to_string(),
-        events_to: inbox.address().to_string(),
+    let submission = Submission {
         endpoint,
-        api_key_id,
-        created_at: now,
-        accept_by: now + state.config.accept_timeout,
-        deadline: parsed.deadline,
-        attempt: 0,
+        label: endpoint_name(endpoint),
         params: parsed.params,
+        deadline: parsed.deadline,
     };
-    let span = tracing::info_span!("request", request_id = %job.request_id, endpoint = ?endpoint);
-    let _entered = span.enter();
-    let mut events = inbox.subscribe(&job.request_id);
-    let mut headers = sn1_contracts::bus::Headers::new();
-    sn1_telemetry::trace::inject(&span, &mut headers);
-    drop(_entered);
-    let dispatch = Dispatch {
-        bus: state.bus.clone(),
-        job,
-        headers,
-    };
-    dispatch.publish().await.map_err(|e| match e {
-        sn1_contracts::bus::BusError::Full(m) => ApiError::QueueUnavailable(m),
-        other => ApiError::QueueUnavailable(other.to_string()),
-    })?;
-    let job = &dispatch.job;
-
-    tracing::debug!(
-        published_us = started.elapsed().as_micros() as u64,
-        "job queued"
-    );
-    // Hold the response until a worker takes the job, so "nobody took it" and "nobody to ask"
-    // are real status codes, not a stream that ends at once.
-    let first = tokio::time::timeout(state.config.accept_timeout, events.next()).await;
-    let (worker, seq) = match first {
-        Ok(Some(Numbered {
-            seq,
-            event: WorkerEvent::Accepted { worker },
-        })) => (worker, seq),
-        Ok(Some(Numbered {
-            event:
-                WorkerEvent::Error {
-                    kind: ErrorKind::NoCandidates,
-                    message,
-                    ..
-                },
-            ..
-        })) => {
-            return Err(ApiError::Unprocessable(message));
-        }
-        Ok(Some(Numbered {
-            event:
-                WorkerEvent::Error {
-                    kind: ErrorKind::Unavailable,
-                    message,
-                    ..
-                },
-            ..
-        })) => {
-            return Err(ApiError::QueueUnavailable(message));
-        }
-        Ok(Some(Numbered {
-            event: WorkerEvent::Error { message, .. },
-            ..
-        })) => {
-            return Err(ApiError::QueueUnavailable(message));
-        }
-        // Not the worker's first event: it went missing, and nothing can be streamed safely.
-        Ok(Some(_)) => {
-            return Err(ApiError::QueueUnavailable(
-                "the worker's first events went missing".into(),
-            ));
-        }
-        Ok(None) => {
-            return Err(ApiError::QueueUnavailable(
-                "event subscription closed".into(),
-            ));
-        }
-        Err(_) => {
-            let _ = state.bus.publish_cancel(&job.request_id).await;
-            return Err(ApiError::NoWorker);
-        }
-    };
-    tracing::debug!(
-        request_id = %job.request_id,
-        worker = %worker,
-        accepted_us = started.elapsed().as_micros() as u64,
-        "job accepted"
-    );
-    let request_id = job.request_id.clone();
-    let relay = Relay::new(
-        events,
-        dispatch,
-        (worker, seq),
-        started,
-        state.config.relay,
-        permit,
-    );
-    metrics::counter!("sn1_api_requests_total", "endpoint" => endpoint_name(endpoint)).increment(1);
+    let Submitted { relay, request_id } = submit::submit(&state, admitted, submission).await?;
     if parsed.stream {
         Ok(stream_response(relay, framing, &request_id))
     } else {

@@ -1,4 +1,5 @@
 //! HTTP handlers, thin: extract, call plain functions, wrap the result.
 
 pub mod chat;
+pub mod openai;
 pub mod ops;

@@ -1,7 +1,7 @@
 //! Building the HTTP request of a query: the signed synapse request (headers and body from
 //! [`crate::synapse::build_request`]) or the OpenAI chat body with the Epistula headers.
 
-use super::{Deadline, Dendrite, MinerTarget, Prompt};
+use super::{Deadline, Dendrite, MinerTarget, Prompt, Sampling};
 use crate::epistula;
 use crate::synapse::{self, AxonTarget, DendriteIdentity, SynapseShape};
 use std::time::Duration;
@@ -81,6 +81,7 @@ impl Dendrite {
                 .collect(),
             stream: true,
             seed: prompt.seed,
+            sampling: &prompt.sampling,
             // A plain OpenAI server rejects unknown body fields; SN1 miners read `timeout`.
             timeout: signed.then_some(timeout_secs),
         };
@@ -132,6 +133,8 @@ struct ChatBody<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(flatten)]
+    sampling: &'a Sampling,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout: Option<f64>,
 }
@@ -226,11 +229,42 @@ mod tests {
     }
 
     #[test]
+    fn sampling_parameters_go_in_the_body_only_when_set() {
+        let body = |sampling: &Sampling| {
+            serde_json::to_value(ChatBody {
+                model: None,
+                messages: vec![],
+                stream: true,
+                seed: Some(7),
+                sampling,
+                timeout: None,
+            })
+            .unwrap()
+        };
+        let none = body(&Sampling::default());
+        assert_eq!(
+            none,
+            serde_json::json!({"model": null, "messages": [], "stream": true, "seed": 7})
+        );
+        let set = body(&Sampling {
+            temperature: Some(0.5),
+            top_p: Some(0.9),
+            max_tokens: Some(64),
+            stop: vec!["\n".into()],
+        });
+        assert_eq!(set["temperature"], 0.5);
+        assert_eq!(set["top_p"], 0.9);
+        assert_eq!(set["max_tokens"], 64);
+        assert_eq!(set["stop"], serde_json::json!(["\n"]));
+    }
+
+    #[test]
     fn missing_roles_default_to_user() {
         let prompt = Prompt {
             roles: vec!["system".into()],
             messages: vec!["a".into(), "b".into()],
             seed: None,
+            sampling: Sampling::default(),
         };
         assert_eq!(roles_for(&prompt), vec!["system", "user"]);
     }
