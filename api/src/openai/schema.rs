@@ -282,3 +282,35 @@ pub fn complete(doc: &mut serde_json::Value, config: &crate::ApiConfig) {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ApiConfig;
+    use crate::docs::document;
+
+    #[test]
+    fn v1_documents_its_models_limits_answers_and_errors() {
+        let mut config = ApiConfig::default();
+        config.limits.max_k = 9;
+        let doc = document(&config);
+        let schemas = &doc["components"]["schemas"];
+        let request = &schemas["CompletionRequestSchema"]["properties"];
+        assert_eq!(request["model"]["enum"], serde_json::json!(["sn1"]));
+        assert_eq!(request["messages"]["maxItems"], 256);
+        assert_eq!(schemas["Sn1Options"]["properties"]["k"]["maximum"], 9);
+        let completions = &doc["paths"]["/v1/chat/completions"]["post"]["responses"];
+        for status in [
+            "200", "400", "401", "404", "413", "415", "422", "502", "503", "504",
+        ] {
+            assert!(completions[status].is_object(), "{status}: {completions}");
+        }
+        assert!(completions["503"]["headers"]["Retry-After"].is_object());
+        assert_eq!(
+            completions["400"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/OpenAiErrorResponse"
+        );
+        assert!(completions["200"]["content"]["text/event-stream"].is_object());
+        assert!(doc["paths"]["/v1/models/{id}"]["get"]["responses"]["404"].is_object());
+        assert!(doc["paths"]["/v1/models"]["get"]["responses"]["401"].is_object());
+    }
+}
