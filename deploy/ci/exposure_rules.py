@@ -102,6 +102,16 @@ def check(c, case: str, values: dict, docs: list[tuple[str, dict]], chart: pathl
                   and weight(pol) < weight(job))
         c.check(ok, f"{case}: the migrate Job has a NetworkPolicy (no ingress; DNS, Postgres) created before it")
 
+    # With an OTLP endpoint, every role's NetworkPolicy lets it reach the collector.
+    np_values = values["networkPolicy"]
+    if np_values["enabled"] and (values["otel"].get("endpoint") or values["otel"].get("tracesEndpoint")):
+        for pol in by_kind.get("NetworkPolicy", []):
+            if component(pol) not in ROLES:
+                continue
+            ports = {p.get("port") for rule in pol["spec"].get("egress", []) for p in rule.get("ports", [])}
+            c.check(np_values["otelPort"] in ports,
+                    f"{case}: the {component(pol)} may reach the OTLP collector on {np_values['otelPort']}")
+
     # Per-role NATS users.
     nats = values["nats"]
     if nats["roleUsers"]["enabled"] and nats["existingSecret"]:
