@@ -348,11 +348,6 @@ impl Relay {
     fn fail(&mut self, error: String, timed_out: bool) -> Step {
         self.end(Step::Failed { error, timed_out })
     }
-
-    /// Marks the relay complete without a cancel (the non-streamed path read it to the end).
-    pub fn is_finished(&self) -> bool {
-        self.finished
-    }
 }
 
 impl Drop for Relay {

@@ -94,18 +94,9 @@ pub fn init(service: &'static str, format: LogFormat, otel: &OtelArgs) -> Teleme
     };
     // `RUST_LOG` filters the log lines only; traces keep every span of our own crates at info
     // (a `RUST_LOG=warn` in production must not switch tracing off).
-    let traced = tracing_subscriber::filter::Targets::new().with_targets(
-        [
-            "sn1_api",
-            "sn1_worker",
-            "sn1_contracts",
-            "sn1_metagraph_syncer",
-            "sn1_telemetry",
-            "sn1_bittensor",
-            "sn1_gateway",
-        ]
-        .map(|t| (t, tracing::Level::INFO)),
-    );
+    // Every crate of this workspace is named `sn1_*` (a target matches by prefix).
+    let traced =
+        tracing_subscriber::filter::Targets::new().with_target("sn1_", tracing::Level::INFO);
     let layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service))
