@@ -16,6 +16,7 @@ pub mod relay;
 pub mod request;
 pub mod routes;
 pub mod submit;
+pub mod web;
 
 use auth::Auth;
 use axum::Router;
@@ -28,6 +29,7 @@ use connections::ConnectionLimits;
 use error::ApiError;
 use request::RequestLimits;
 use sn1_contracts::bus::Bus;
+use sn1_contracts::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -81,6 +83,9 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Slots for requests in flight (bounded; full → 503).
     pub inflight: Arc<Semaphore>,
+    /// The system of record, when this process has one (`DATABASE_URL`; standalone's SQLite):
+    /// managed keys and the status page read it.
+    pub store: Option<Store>,
     /// Where this process receives its jobs' events (subscribed on first use).
     inbox: Arc<tokio::sync::OnceCell<sn1_contracts::bus::EventInbox>>,
 }
@@ -95,8 +100,15 @@ impl AppState {
             auth,
             inflight: Arc::new(Semaphore::new(config.max_in_flight)),
             config: Arc::new(config),
+            store: None,
             inbox: Arc::default(),
         }
+    }
+
+    /// The same state, reading and writing `store`.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// This process's event inbox: one subscription for every request it serves.
@@ -128,6 +140,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(chat)
         .merge(v1)
+        .merge(web::router())
         .route("/livez", get(routes::ops::livez))
         .route("/readyz", get(routes::ops::readyz))
         .merge(docs::router(&state.config))

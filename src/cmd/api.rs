@@ -8,6 +8,7 @@ use sn1_api::openai::models::Models;
 use sn1_api::request::RequestLimits;
 use sn1_api::{ApiConfig, AppState};
 use sn1_contracts::bus::{Bus, NatsBus};
+use sn1_contracts::store::Store;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -233,6 +234,10 @@ pub struct ApiArgs {
     /// Largest `timeout` (seconds) a request may ask for.
     #[arg(long = "max-timeout", env = "MAX_TIMEOUT", default_value_t = 120.0)]
     pub max_timeout: f64,
+    /// Postgres (`postgres://…`) holding managed API keys and what the status page shows;
+    /// without it only `EXPECTED_ACCESS_KEY` is accepted.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// How long to wait for a worker to take a job before answering 504.
     #[arg(long = "accept-timeout", env = "ACCEPT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub accept_timeout: Duration,
@@ -292,7 +297,12 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     };
     config.limits.max_k = args.max_k;
     config.limits.max_timeout_secs = args.max_timeout;
-    let state = AppState::new(bus, auth, config);
+    let mut state = AppState::new(bus, auth, config);
+    if let Some(url) = &args.database_url {
+        let store = Store::postgres(url, 8).await?;
+        store.check_migrations().await?;
+        state = state.with_store(store);
+    }
     let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     let shutdown = common::shutdown_token();

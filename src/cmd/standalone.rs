@@ -276,7 +276,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         models: args.models.models(RequestLimits::default().max_k),
         ..ApiConfig::default()
     };
-    let state = AppState::new(bus, auth, config);
+    let state = AppState::new(bus, auth, config).with_store(store.clone());
     let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;

@@ -10,9 +10,11 @@
 //! replica); every role that uses it checks at start that the migrations it was built with are
 //! applied ([`Store::check_migrations`]). SQLite is migrated when opened (one process owns it).
 
+pub mod keys;
 mod lock;
 mod postgres;
 mod sqlite;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 

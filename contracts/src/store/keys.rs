@@ -1,0 +1,1 @@
+//! Managed API keys and their fleet-wide limits (issue #14).
