@@ -3,6 +3,7 @@
 
 pub(super) mod audit;
 pub(super) mod metagraph;
+pub(super) mod status;
 
 use super::StoreError;
 use sqlx::SqlitePool;

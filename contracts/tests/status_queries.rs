@@ -1,0 +1,243 @@
+//! The status page's data ([`Store::subnet_status`]) on seeded snapshots and audit rows, from
+//! SQLite and from a real Postgres (a fresh database): each backend gives the expected figures,
+//! and both give exactly the same answer.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use sn1_contracts::audit::CompletionRecord;
+use sn1_contracts::metagraph::NeuronRow;
+use sn1_contracts::store::Store;
+use sn1_contracts::store::status::SubnetStatus;
+
+fn neuron(uid: u16, ip: &str, permit: bool, stake: f64) -> NeuronRow {
+    NeuronRow {
+        uid,
+        hotkey: format!("5Hotkey{uid}"),
+        coldkey: format!("5Cold{uid}"),
+        active: true,
+        axon_ip: ip.into(),
+        axon_port: if ip == "0.0.0.0" { 0 } else { 8091 },
+        axon_ip_type: if ip.contains(':') { 6 } else { 4 },
+        axon_protocol: 4,
+        axon_version: 1,
+        stake_tao: stake,
+        incentive: f64::from(uid) / 10.0,
+        consensus: 0.0,
+        dividends: 0.0,
+        validator_trust: 0.0,
+        emission_tao: 0.0,
+        validator_permit: permit,
+        last_update: 1,
+    }
+}
+
+/// A miner's reply, built from JSON like the audit queue carries it (fields added later with
+/// defaults need no change here).
+fn reply(uid: u16, hotkey: &str, outcome: &str, ttfb: Option<f64>) -> serde_json::Value {
+    serde_json::json!({
+        "uid": uid, "hotkey": hotkey, "outcome": outcome, "status_code": 200,
+        "time_to_first_byte_ms": ttfb, "total_ms": ttfb.map(|t| t + 100.0), "chunks": 3,
+        "bytes": 42, "text": {"text": "an answer", "sha256": null}, "clean_reason": null,
+        "selected": outcome == "ok",
+    })
+}
+
+fn request(
+    at: DateTime<Utc>,
+    netuid: u16,
+    status: &str,
+    miners: Vec<serde_json::Value>,
+) -> CompletionRecord {
+    serde_json::from_value(serde_json::json!({
+        "request_id": uuid::Uuid::now_v7().to_string(), "created_at": at,
+        "api_key_id": "kid-test", "endpoint": "chat", "netuid": netuid, "k": 2,
+        "timeout_s": 10.0, "strategy": "first", "sampling_mode": "random", "exclude": [],
+        "roles": ["user"], "messages": ["question"], "messages_sha256": null,
+        "selected_uid": 1, "completion": {"text": "an answer", "sha256": null},
+        "status": status, "error": null, "time_to_first_chunk_ms": 20.0, "total_ms": 300.0,
+        "miners": miners,
+    }))
+    .expect("a completion record")
+}
+
+/// Snapshots of netuids 2 then 1 (the newest), and audit rows in and out of the window.
+async fn seed(store: &Store, now: DateTime<Utc>) {
+    let mut lock = store.try_lock_sync(2).await.unwrap().unwrap();
+    lock.store_snapshot(7, "0x07", &[neuron(1, "1.2.3.4", false, 0.0)])
+        .await
+        .unwrap();
+    lock.release().await;
+    let mut lock = store.try_lock_sync(1).await.unwrap().unwrap();
+    let neurons = [
+        neuron(0, "1.1.1.1", true, 5000.0), // a validator (serving too)
+        neuron(1, "1.2.3.4", false, 10.0),
+        neuron(2, "5.6.7.8", false, 20.0),
+        neuron(3, "0.0.0.0", false, 0.0),    // not serving
+        neuron(4, "2001:db8::1", true, 5.0), // a permit without the stake: a miner
+    ];
+    lock.store_snapshot(100, "0x64", &neurons).await.unwrap();
+    lock.release().await;
+
+    let five = now - Duration::minutes(5);
+    let two = now - Duration::minutes(2);
+    let ok = |uid: u16, t: f64| reply(uid, &format!("5Hotkey{uid}"), "ok", Some(t));
+    let records = [
+        request(
+            five,
+            1,
+            "answered",
+            vec![ok(1, 10.0), reply(2, "5Hotkey2", "empty", Some(600.0))],
+        ),
+        request(
+            five,
+            1,
+            "answered",
+            vec![ok(1, 20.0), reply(2, "5Hotkey2", "timeout", None)],
+        ),
+        request(five, 1, "answered", vec![ok(1, 30.0)]),
+        request(five, 1, "answered", vec![ok(1, 40.0)]),
+        // uid 2's previous hotkey: not the miner of the snapshot.
+        request(
+            two,
+            1,
+            "timeout",
+            vec![
+                reply(1, "5Hotkey1", "cancelled", None),
+                reply(2, "5Old2", "ok", Some(5.0)),
+            ],
+        ),
+        // Outside the window, and another subnet's.
+        request(now - Duration::hours(2), 1, "answered", vec![ok(1, 1000.0)]),
+        request(
+            now - Duration::minutes(1),
+            2,
+            "answered",
+            vec![ok(1, 2000.0)],
+        ),
+    ];
+    let refs: Vec<&CompletionRecord> = records.iter().collect();
+    assert_eq!(store.insert_audit(&refs).await.unwrap(), 7);
+}
+
+fn check(status: &SubnetStatus, now: DateTime<Utc>) {
+    let snapshot = status.snapshot.as_ref().expect("a snapshot");
+    assert_eq!((snapshot.netuid, snapshot.block), (1, 100));
+    assert_eq!(status.window_seconds, 3600);
+    let c = status.counts;
+    assert_eq!(
+        (c.neurons, c.serving, c.validators, c.candidates),
+        (5, 4, 1, 3)
+    );
+    let uids: Vec<u16> = status.miners.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [1, 2, 4]);
+    let m1 = &status.miners[0];
+    assert_eq!(
+        (m1.hotkey.as_str(), m1.axon.as_str()),
+        ("5Hotkey1", "1.2.3.4:8091")
+    );
+    assert_eq!((m1.incentive, m1.stake_tao), (0.1, 10.0));
+    let h = &m1.health;
+    assert_eq!((h.asked, h.replies), (5, 4));
+    assert_eq!((h.success_rate, h.empty_rate), (Some(1.0), Some(0.0)));
+    assert_eq!(h.ttfb_p50_ms, Some(25.0));
+    assert!((h.ttfb_p95_ms.unwrap() - 38.5).abs() < 1e-9, "{h:?}");
+    assert_eq!(h.last_seen, Some(now - Duration::minutes(2)));
+    let h = &status.miners[1].health;
+    assert_eq!((h.asked, h.replies), (2, 2));
+    assert_eq!((h.success_rate, h.empty_rate), (Some(0.0), Some(0.5)));
+    assert_eq!((h.ttfb_p50_ms, h.ttfb_p95_ms), (Some(600.0), Some(600.0)));
+    assert_eq!(h.last_seen, Some(now - Duration::minutes(5)));
+    let m4 = &status.miners[2];
+    assert_eq!(m4.axon, "[2001:db8::1]:8091");
+    assert_eq!((m4.health.asked, m4.health.success_rate), (0, None));
+    assert_eq!(m4.health.last_seen, None);
+
+    let counts: Vec<u64> = status.ttfb_histogram.iter().map(|b| b.count).collect();
+    assert_eq!(counts, [3, 2, 0, 0, 0, 1, 0, 0, 0, 0]);
+    assert_eq!(status.ttfb_histogram[0].below_ms, Some(25.0));
+    assert_eq!(status.ttfb_histogram[9].below_ms, None);
+
+    assert_eq!(status.per_minute.len(), 61);
+    let minute = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap();
+    let at = |t| {
+        let m = status
+            .per_minute
+            .iter()
+            .find(|m| m.minute == minute(t))
+            .unwrap();
+        (m.requests, m.errors)
+    };
+    assert_eq!(at(now - Duration::minutes(5)), (4, 0));
+    assert_eq!(at(now - Duration::minutes(2)), (1, 1));
+    let total: u64 = status.per_minute.iter().map(|m| m.requests).sum();
+    assert_eq!(total, 5, "only netuid 1's requests of the last hour");
+}
+
+/// Everything a backend answers, checked; returns the default view for the cross-check.
+async fn exercise(store: &Store, now: DateTime<Utc>) -> SubnetStatus {
+    let empty = store
+        .subnet_status(None, now, Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(empty.snapshot.is_none() && empty.miners.is_empty());
+    assert_eq!(empty.counts.neurons, 0);
+    assert_eq!(empty.per_minute.len(), 61);
+
+    seed(store, now).await;
+    let status = store
+        .subnet_status(None, now, Duration::hours(1))
+        .await
+        .unwrap();
+    check(&status, now);
+    assert_eq!(
+        store
+            .subnet_status(Some(1), now, Duration::hours(1))
+            .await
+            .unwrap(),
+        status
+    );
+
+    let other = store
+        .subnet_status(Some(2), now, Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(other.snapshot.as_ref().map(|s| s.block), Some(7));
+    assert_eq!(other.miners.len(), 1);
+    assert_eq!(other.miners[0].health.ttfb_p50_ms, Some(2000.0));
+    let none = store
+        .subnet_status(Some(9), now, Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(none.snapshot.is_none() && none.miners.is_empty());
+    status
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_give_the_same_status() {
+    // Whole seconds: Postgres keeps microseconds, SQLite the text as written.
+    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let dir = std::env::temp_dir().join(format!("sn1-status-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = Store::sqlite(&dir.join("status.sqlite3")).await.unwrap();
+    let from_sqlite = exercise(&sqlite, now).await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let url = sn1_contracts::store::testing::fresh_database("status")
+        .await
+        .unwrap();
+    let postgres = Store::postgres(&url, 2).await.unwrap();
+    postgres.migrate().await.unwrap();
+    let from_postgres = exercise(&postgres, now).await;
+
+    // Same rows, same figures — except the snapshots' ids and storage times.
+    let strip = |mut s: SubnetStatus| {
+        s.snapshot = None;
+        s
+    };
+    assert_eq!(strip(from_sqlite), strip(from_postgres));
+}
