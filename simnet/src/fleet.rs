@@ -1,10 +1,14 @@
 //! A fleet of simulated miners on loopback, with varied latencies and a few misbehaving, and
 //! the metagraph that lists them. Used by `sn1-gateway simnet`, tests and benchmarks.
 //!
+//! With a [`Profile`] the fleet is instead a reproducible mix of behaviours (see
+//! [`crate::profile`]), the fleet answer quality is measured on.
+//!
 //! The metagraph file is written atomically and only once every miner listens.
 
 use crate::miner::{Misbehaviour, SimMinerConfig, sim_hotkey};
 use crate::miner::{SimMiner, SimMinerHandle};
+use crate::profile::{Behaviour, Profile};
 use sn1_contracts::metagraph::{Metagraph, Neuron};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -25,6 +29,9 @@ pub struct FleetConfig {
     /// First-chunk latencies spread over `base_first_byte ..= base_first_byte + spread` by uid
     /// (0: every miner equally fast, as benchmarks want).
     pub latency_spread: Duration,
+    /// A behaviour profile and its seed: when set, every miner behaves as the profile assigns
+    /// (and `misbehaving` / the latencies above are not used).
+    pub profile: Option<(Profile, u64)>,
 }
 
 impl Default for FleetConfig {
@@ -36,6 +43,7 @@ impl Default for FleetConfig {
             base_first_byte: Duration::from_millis(20),
             chunk_gap: Duration::from_millis(15),
             latency_spread: Duration::from_millis(180),
+            profile: None,
         }
     }
 }
@@ -56,11 +64,26 @@ pub fn misbehaviours() -> Vec<Misbehaviour> {
 pub struct Fleet {
     miners: Vec<SimMinerHandle>,
     metagraph: Metagraph,
+    behaviours: Vec<Behaviour>,
 }
 
 impl Fleet {
     /// Starts the miners described by `config`.
     pub async fn start(config: &FleetConfig) -> anyhow::Result<Fleet> {
+        if let Some((profile, seed)) = &config.profile {
+            let behaviours = profile.assign(config.miners, *seed);
+            let mut configs = Vec::with_capacity(behaviours.len());
+            for (uid, behaviour) in (0..config.miners).zip(&behaviours) {
+                let mut c = SimMinerConfig::new(uid, sim_hotkey(uid)?);
+                c.bind = SocketAddr::new(config.host, 0);
+                c.reply.chunk_delay = config.chunk_gap;
+                behaviour.configure(&mut c, u64::from(uid));
+                configs.push(c);
+            }
+            let mut fleet = Self::start_with(configs).await?;
+            fleet.behaviours = behaviours;
+            return Ok(fleet);
+        }
         let bad = misbehaviours();
         let first_bad = config.miners.saturating_sub(config.misbehaving);
         let mut configs = Vec::new();
@@ -113,12 +136,18 @@ impl Fleet {
                 block: 0,
                 neurons,
             },
+            behaviours: Vec::new(),
         })
     }
 
     /// The metagraph listing every miner.
     pub fn metagraph(&self) -> &Metagraph {
         &self.metagraph
+    }
+
+    /// Each miner's behaviour, by uid (empty unless started from a profile).
+    pub fn behaviours(&self) -> &[Behaviour] {
+        &self.behaviours
     }
 
     /// The miners, by uid.

@@ -4,3 +4,4 @@
 pub mod chain;
 pub mod fleet;
 pub mod miner;
+pub mod profile;

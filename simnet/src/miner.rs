@@ -32,10 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     Blacklist, BlacklistRule, ChatMode, Clock, Misbehaviour, REFUSAL_TEXT, ReplyScript,
-    SimMinerConfig, WHITESPACE_TEXT, default_answer, sim_hotkey,
+    SimMinerConfig, WHITESPACE_TEXT, default_answer, fleet_answer, sim_hotkey,
 };
 pub use record::{CallLog, CallProtocol, CallRecord};
-pub use script::byte_flood;
+pub use script::{byte_flood, continuation};
 
 /// A simulated miner could not start.
 #[derive(Debug, thiserror::Error)]

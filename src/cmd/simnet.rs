@@ -65,6 +65,19 @@ pub struct SimnetArgs {
         default_value_t = 15
     )]
     pub chunk_gap_ms: u64,
+    /// A behaviour profile instead of `--misbehaving` and the latencies: `default` (35%
+    /// fast_good, 20% slow_good, 8% empty, 8% refusing, 14% stalling, 8% erroring, 7% garbage)
+    /// or weights such as `fast_good=50,stalling=50`. Every miner then answers the same text to
+    /// the same prompt and continues a partial answer (see README, "Answer quality").
+    #[arg(long, env = "SIMNET_PROFILE")]
+    pub profile: Option<sn1_simnet::profile::Profile>,
+    /// Seed of the profile's assignment of behaviours to uids (same seed, same fleet).
+    #[arg(
+        long = "profile-seed",
+        env = "SIMNET_PROFILE_SEED",
+        default_value_t = 1
+    )]
+    pub profile_seed: u64,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -87,6 +100,7 @@ pub async fn run(args: SimnetArgs) -> anyhow::Result<ExitCode> {
         base_first_byte: Duration::from_millis(args.first_byte_ms),
         latency_spread: Duration::from_millis(args.latency_spread_ms),
         chunk_gap: Duration::from_millis(args.chunk_gap_ms),
+        profile: args.profile.clone().map(|p| (p, args.profile_seed)),
     })
     .await?;
     let mut metagraph = fleet.metagraph().clone();

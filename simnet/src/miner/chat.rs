@@ -70,7 +70,7 @@ pub(super) fn chat(
         &shared.reply,
         misbehaviour.as_ref(),
         shared.uid,
-        &call.messages,
+        (&call.roles, &call.messages),
         call.hotkey.as_deref().unwrap_or(""),
     );
     let id = shared.log.push(call.record(200, true, None, false));

@@ -139,6 +139,9 @@ pub struct ReplyScript {
     pub chunk_delay: Duration,
     /// Pause before the first chunk.
     pub first_byte_delay: Duration,
+    /// With no `text`: answer [`fleet_answer`] (the same for every miner, so another miner can
+    /// continue it) instead of [`default_answer`] (which names the miner).
+    pub same_for_all: bool,
 }
 
 impl Default for ReplyScript {
@@ -149,6 +152,7 @@ impl Default for ReplyScript {
             chunk_chars: 16,
             chunk_delay: Duration::from_millis(5),
             first_byte_delay: Duration::ZERO,
+            same_for_all: false,
         }
     }
 }
@@ -165,6 +169,36 @@ pub fn default_answer(uid: u16, last_message: &str) -> String {
         "Miner {uid} answers: you asked \"{question}{ellipsis}\". This is a simulated reply, \
          streamed in chunks."
     )
+}
+
+/// Sentences [`fleet_answer`] is made of.
+const SENTENCES: [&str; 8] = [
+    "The short version is that it depends on what you value most.",
+    "Start with the simplest thing that could work, then measure it.",
+    "Most of the cost hides in the parts nobody looks at twice.",
+    "A good answer names its assumptions before it draws conclusions.",
+    "When two options look equal, prefer the one that is easier to undo.",
+    "Small, steady steps beat a single heroic leap almost every time.",
+    "Write down what you expect to see, then check whether you saw it.",
+    "In the end, the details decide whether the plan survives contact.",
+];
+
+/// The answer every miner of a profile fleet gives to `question` (the last user message): a
+/// deterministic function of the question alone, ~450 characters, so any miner can continue
+/// another's partial answer word for word.
+pub fn fleet_answer(question: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in question.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let topic: String = question.chars().take(60).collect();
+    let mut text = format!("You asked about \"{topic}\".");
+    for i in 0..7 {
+        let pick = (hash >> (i * 3)) as usize % SENTENCES.len();
+        text.push(' ');
+        text.push_str(SENTENCES[pick]);
+    }
+    text
 }
 
 /// Everything a simulated miner needs.

@@ -278,7 +278,7 @@ fn synapse(
         &shared.reply,
         misbehaviour.as_ref(),
         shared.uid,
-        &verified.messages,
+        (&verified.roles, &verified.messages),
         &verified.dendrite_hotkey,
     );
     // Success headers as uvicorn writes them for a BTStreamingResponse.

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{Misbehaviour, REFUSAL_TEXT, ReplyScript, WHITESPACE_TEXT, default_answer};
+use super::config::{
+    Misbehaviour, REFUSAL_TEXT, ReplyScript, WHITESPACE_TEXT, default_answer, fleet_answer,
+};
 use super::record::StreamGuard;
 
 /// How the body ends after its pieces.
@@ -56,21 +58,41 @@ fn split_chars(text: &str, chunk_chars: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A request to continue an answer: the conversation ends with an `assistant` turn (the
+/// partial answer). Returns (the last message before it, the partial answer); `None` when the
+/// last message is not an assistant turn.
+pub fn continuation<'a>(roles: &[String], messages: &'a [String]) -> Option<(&'a str, &'a str)> {
+    let last = messages.len().checked_sub(1)?;
+    if roles.get(last).map(String::as_str) != Some("assistant") {
+        return None;
+    }
+    let question = messages[..last].last().map(String::as_str).unwrap_or("");
+    Some((question, messages[last].as_str()))
+}
+
 /// The plan for an accepted request. `ErrorStatus` is answered before any body and is not
-/// planned here (it plans as a normal reply).
+/// planned here (it plans as a normal reply). A continuation request (see [`continuation`])
+/// gets what its normal answer to the question adds after the partial answer (the whole
+/// answer when the partial is not a prefix of it).
 pub fn plan(
     script: &ReplyScript,
     misbehaviour: Option<&Misbehaviour>,
     uid: u16,
-    messages: &[String],
+    (roles, messages): (&[String], &[String]),
     dendrite_hotkey: &str,
 ) -> Plan {
     let last = messages.last().map(String::as_str).unwrap_or("");
     let normal = || {
-        script
-            .text
-            .clone()
-            .unwrap_or_else(|| default_answer(uid, last))
+        let (question, partial) = continuation(roles, messages).unwrap_or((last, ""));
+        let whole = match &script.text {
+            Some(text) => text.clone(),
+            None if script.same_for_all => fleet_answer(question),
+            None => default_answer(uid, question),
+        };
+        match whole.strip_prefix(partial) {
+            Some(rest) => rest.to_owned(),
+            None => whole,
+        }
     };
     let text = match misbehaviour {
         Some(Misbehaviour::Empty) => String::new(),
@@ -266,7 +288,7 @@ mod tests {
 
     #[test]
     fn normal_plan_splits_on_characters() {
-        let p = plan(&script("héllo wörld"), None, 1, &[], "5X");
+        let p = plan(&script("héllo wörld"), None, 1, (&[], &[]), "5X");
         let pieces: Vec<String> = p
             .pieces
             .iter()
@@ -279,7 +301,8 @@ mod tests {
     #[test]
     fn misbehaviours_shape_the_plan() {
         let s = script("abcdefghijkl");
-        let m = |m: Misbehaviour| plan(&s, Some(&m), 1, &["q?".into()], "5X");
+        let roles = ["user".to_owned()];
+        let m = |m: Misbehaviour| plan(&s, Some(&m), 1, (&roles, &["q?".into()]), "5X");
         assert!(m(Misbehaviour::Empty).pieces.is_empty());
         let stall = m(Misbehaviour::StallAfter { chunks: 2 });
         assert_eq!((stall.pieces.len(), stall.tail), (2, Tail::Stall));
@@ -301,5 +324,36 @@ mod tests {
         );
         let slow = m(Misbehaviour::SlowFirstByte(Duration::from_secs(3)));
         assert_eq!(slow.first_delay, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_continuation_gets_the_rest_of_the_same_answer() {
+        let s = ReplyScript {
+            same_for_all: true,
+            chunk_chars: 1000,
+            ..ReplyScript::default()
+        };
+        let text = |p: Plan| String::from_utf8(p.pieces.concat()).unwrap();
+        let whole = text(plan(
+            &s,
+            None,
+            1,
+            (&["user".into()], &["Why?".into()]),
+            "5X",
+        ));
+        assert_eq!(whole, fleet_answer("Why?"));
+        let roles = ["user".to_owned(), "assistant".to_owned()];
+        let partial = whole[..40].to_owned();
+        let rest = text(plan(&s, None, 2, (&roles, &["Why?".into(), partial]), "5X"));
+        assert_eq!(format!("{}{rest}", &whole[..40]), whole);
+        // A stalling miner continues as far as it would have gone, then stalls again.
+        let stall = plan(
+            &s,
+            Some(&Misbehaviour::StallAfter { chunks: 0 }),
+            3,
+            (&roles, &["Why?".into(), "x".into()]),
+            "5X",
+        );
+        assert_eq!(stall.tail, Tail::Stall);
     }
 }
