@@ -30,6 +30,8 @@ enum Command {
     Worker(cmd::worker::WorkerArgs),
     /// Reads the metagraph from Subtensor into Postgres.
     MetagraphSyncer(cmd::syncer::SyncerArgs),
+    /// Managed API keys: create, list, revoke, set-limits.
+    Keys(cmd::keys::KeysArgs),
     /// Applies the database migrations.
     Migrate(cmd::migrate::MigrateArgs),
     /// Everything in one process (in-process queue, SQLite); `--simnet` adds a simulated subnet.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             Some(Command::Dendrite(args)) => dendrite_cmd::run(args).await,
             Some(Command::MetagraphSyncer(args)) => cmd::syncer::run(args).await,
             Some(Command::Migrate(args)) => cmd::migrate::run(args).await,
+            Some(Command::Keys(args)) => cmd::keys::run(args).await,
             Some(Command::Standalone(args)) => cmd::standalone::run(args).await,
             None => {
                 let Cli {

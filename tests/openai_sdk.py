@@ -1,8 +1,8 @@
 """The official `openai` Python SDK, unchanged, against a running gateway (tests/openai_sdk.rs).
 
-Usage: python openai_sdk.py BASE_URL API_KEY. Asserts as it goes; prints `K3_REQUEST_ID=<id>`
-(the request sent with `extra_body={"sn1": {"k": 3}}`, whose audit row the Rust test checks)
-and `ALL OK` at the end.
+Usage: python openai_sdk.py BASE_URL API_KEY LIMITED_KEY. LIMITED_KEY is a managed key allowed
+2 requests per minute. Asserts as it goes; prints `K3_REQUEST_ID=<id>` (the request sent with
+`extra_body={"sn1": {"k": 3}}`, whose audit row the Rust test checks) and `ALL OK` at the end.
 """
 
 import asyncio
@@ -11,7 +11,7 @@ import sys
 
 import openai
 
-base_url, key = sys.argv[1], sys.argv[2]
+base_url, key, limited_key = sys.argv[1], sys.argv[2], sys.argv[3]
 client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0)
 question = "What is 2+2?"
 messages = [{"role": "user", "content": question}]
@@ -98,6 +98,19 @@ raises(openai.AuthenticationError, lambda: wrong.chat.completions.create(model="
 raises(openai.AuthenticationError, lambda: wrong.models.list(), 401, "invalid_api_key")
 raises(openai.BadRequestError, lambda: client.chat.completions.create(model="sn1", messages=messages, n=2), 400, None, "n")
 raises(openai.BadRequestError, lambda: client.chat.completions.create(model="sn1", messages=messages, extra_body={"sn1": {"k": 0}}), 400, None, "sn1.k")
+
+
+# A managed key with 2 requests per minute: two answers, then RateLimitError with Retry-After.
+limited = openai.OpenAI(base_url=f"{base_url}/v1", api_key=limited_key, max_retries=0)
+done = limited.chat.completions.create(model="sn1", messages=messages)
+assert answer.fullmatch(done.choices[0].message.content), done
+assert [m.id for m in limited.models.list()] == ["sn1"]
+try:
+    limited.chat.completions.create(model="sn1", messages=messages)
+    raise AssertionError("a third request within the minute was admitted")
+except openai.RateLimitError as e:
+    assert e.status_code == 429 and e.code == "rate_limit_exceeded", (e.status_code, e.body)
+    assert 1 <= int(e.response.headers["retry-after"]) <= 30, e.response.headers
 
 
 # A stream that fails part-way (the answer is slower than its timeout) raises, mid-stream.

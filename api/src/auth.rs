@@ -1,5 +1,5 @@
-//! API keys: the seed's static `EXPECTED_ACCESS_KEY`, accepted from the seed's `api_key`
-//! header, `api-key`, or `Authorization: Bearer`. Compared in constant time; only the key's id
+//! API keys: the seed's static `EXPECTED_ACCESS_KEY` (managed keys are [`crate::keys`]),
+//! accepted from the seed's `api_key` header, `api-key`, or `Authorization: Bearer`. Compared in constant time; only the key's id
 //! is ever logged or put on a job (and so into the audit log).
 //!
 //! A key's id is `kid-` + the first 16 hex digits of HMAC-SHA256(`KEY_ID_SECRET`, key)
@@ -28,6 +28,8 @@ pub enum Auth {
         /// Its id ([`key_id`]).
         id: String,
     },
+    /// No static key: only managed keys (checked against the store by [`crate::keys`]).
+    ManagedOnly,
     /// No authentication (`--insecure-no-auth`).
     Open,
 }
@@ -39,10 +41,12 @@ impl Auth {
         Auth::Static { key, id }
     }
 
-    /// The caller's key id, or `None` when the key is missing or wrong.
+    /// The caller's key id, or `None` when the key is missing or not the static key (it may
+    /// still be a managed key: [`crate::keys::authenticate`] asks the store).
     pub fn check(&self, headers: &HeaderMap) -> Option<String> {
         match self {
             Auth::Open => Some("anonymous".into()),
+            Auth::ManagedOnly => None,
             Auth::Static { key, id } => {
                 let given = presented_key(headers)?;
                 let expected = key.expose_secret().as_bytes();
@@ -105,7 +109,8 @@ fn rand_bytes() -> [u8; 32] {
     out
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+/// The key a request presents, from any of the accepted headers.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
     for name in ["api_key", "api-key"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             return Some(v.trim());

@@ -25,7 +25,11 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::ops::readyz,
         routes::openai::chat_completions,
         routes::openai::models,
-        routes::openai::model
+        routes::openai::model,
+        routes::admin::create,
+        routes::admin::list,
+        routes::admin::change,
+        routes::admin::revoke
     ),
     components(schemas(
         request::ChatRequest,
@@ -38,7 +42,10 @@ use utoipa_swagger_ui::SwaggerUi;
         openai::response::ChatCompletionObject,
         openai::response::ChatCompletionChunk,
         routes::openai::ModelList,
-        routes::openai::Model
+        routes::openai::Model,
+        routes::admin::CreateKey,
+        routes::admin::ChangeKey,
+        routes::admin::KeyList
     ))
 )]
 pub struct ApiDoc;
@@ -77,13 +84,19 @@ const ERRORS: &[(&str, &str, bool)] = &[
     ),
     ("422", "No miner left to ask (e.g. after `exclude`)", false),
     (
+        "429",
+        "A managed key over its requests per minute or answers in flight; Retry-After",
+        true,
+    ),
+    (
         "502",
         "`stream: false` only: no miner gave a usable answer",
         false,
     ),
     (
         "503",
-        "Overloaded (requests or connections) or job queue unavailable; Retry-After",
+        "Overloaded (requests or connections), job queue unavailable, or the key store \
+         unreachable for a managed key; Retry-After",
         true,
     ),
     (

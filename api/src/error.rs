@@ -15,6 +15,20 @@ pub enum ApiError {
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A managed key that no longer works (revoked, expired): the message says which.
+    #[error("{0}")]
+    KeyRefused(&'static str),
+    /// The key is over one of its limits (requests per minute, answers in flight).
+    #[error("{message}")]
+    RateLimited {
+        /// When to try again.
+        retry_after_secs: u64,
+        /// Which limit.
+        message: &'static str,
+    },
+    /// A managed key could not be checked: the key store is unreachable.
+    #[error("API keys cannot be checked right now; retry shortly")]
+    KeyStoreUnavailable,
     /// Invalid JSON or an invalid field (the message names it).
     #[error("{0}")]
     BadRequest(String),
@@ -48,11 +62,31 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The HTTP status, the stable error name (`type` on `/chat`, `code` on `/v1`) and whether
-    /// `Retry-After` goes with it. Logs the cause of an unavailable queue (once, here).
-    pub fn classify(&self) -> (StatusCode, &'static str, bool) {
+    /// The HTTP status, the stable error name (`type` on `/chat`, `code` on `/v1`) and the
+    /// `Retry-After` seconds sent with it, if any. Logs the cause of an unavailable queue (once,
+    /// here).
+    pub fn classify(&self) -> (StatusCode, &'static str, Option<u64>) {
+        let (status, name, retry) = self.kind();
+        let seconds = match self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            _ => RETRY_AFTER_SECS,
+        };
+        (status, name, retry.then_some(seconds))
+    }
+
+    fn kind(&self) -> (StatusCode, &'static str, bool) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", false),
+            ApiError::Unauthorized | ApiError::KeyRefused(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", false)
+            }
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", true),
+            ApiError::KeyStoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "key_store_unavailable",
+                true,
+            ),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", false),
             ApiError::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", false)
@@ -92,12 +126,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `response`, with `Retry-After` when `retry` (the `/chat` and `/v1` errors alike).
-pub fn retry_after(mut response: Response, retry: bool) -> Response {
-    if retry {
+/// `response`, with `Retry-After: seconds` when given (the `/chat` and `/v1` errors alike).
+pub fn retry_after(mut response: Response, seconds: Option<u64>) -> Response {
+    if let Some(seconds) = seconds {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -129,6 +163,16 @@ mod tests {
             (503, one)
         );
         assert_eq!(retry_after(ApiError::BadRequest("x".into())), (400, None));
+        let limited = ApiError::RateLimited {
+            retry_after_secs: 7,
+            message: "over",
+        };
+        assert_eq!(retry_after(limited), (429, Some("7".to_string())));
+        assert_eq!(
+            retry_after(ApiError::KeyStoreUnavailable),
+            (503, Some("1".to_string()))
+        );
+        assert_eq!(retry_after(ApiError::KeyRefused("revoked")), (401, None));
         assert_eq!(
             retry_after(ApiError::UpstreamTimeout("x".into())),
             (504, None)

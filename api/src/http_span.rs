@@ -1,6 +1,7 @@
 //! The server span of every API request (OpenTelemetry HTTP semantic conventions): named
 //! `METHOD route`, with `http.request.method`, `http.route`, `url.path`,
-//! `http.response.status_code`, and an error status for 5xx. The handler runs inside it, so the
+//! `http.response.status_code`, `sn1.api_key_id` (the caller's key id, never the key), and an
+//! error status for 5xx. The handler runs inside it, so the
 //! request's own spans (publish, and through the job's headers the worker's) descend from it.
 //! Probes (`/livez`, `/readyz`, `/metrics`) get no span: they would bury the traces.
 //!
@@ -36,6 +37,7 @@ pub async fn trace(request: Request, next: Next) -> Response {
         http.route = %route,
         url.path = %path,
         http.response.status_code = tracing::field::Empty,
+        sn1.api_key_id = tracing::field::Empty,
     );
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod error;
 pub mod events;
 pub mod http_span;
+pub mod keys;
 pub mod openai;
 pub mod relay;
 pub mod request;
@@ -72,6 +73,9 @@ impl Default for ApiConfig {
     }
 }
 
+/// Admin request bodies above this many bytes are refused (413).
+pub const ADMIN_BODY_BYTES: usize = 64 * 1024;
+
 /// Shared state of every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -86,6 +90,10 @@ pub struct AppState {
     /// The system of record, when this process has one (`DATABASE_URL`; standalone's SQLite):
     /// managed keys and the status page read it.
     pub store: Option<Store>,
+    /// Managed keys admitted recently (let in while the store is unreachable).
+    pub recent_keys: Arc<keys::RecentKeys>,
+    /// The key of `/admin/keys` (`ADMIN_KEY`); without it the admin API is off.
+    pub admin_key: Option<Arc<secrecy::SecretString>>,
     /// Where this process receives its jobs' events (subscribed on first use).
     inbox: Arc<tokio::sync::OnceCell<sn1_contracts::bus::EventInbox>>,
 }
@@ -101,6 +109,8 @@ impl AppState {
             inflight: Arc::new(Semaphore::new(config.max_in_flight)),
             config: Arc::new(config),
             store: None,
+            recent_keys: Arc::default(),
+            admin_key: None,
             inbox: Arc::default(),
         }
     }
@@ -108,6 +118,12 @@ impl AppState {
     /// The same state, reading and writing `store`.
     pub fn with_store(mut self, store: Store) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The same state, with the admin API on under `key` (`ADMIN_KEY`).
+    pub fn with_admin_key(mut self, key: secrecy::SecretString) -> Self {
+        self.admin_key = Some(Arc::new(key));
         self
     }
 
@@ -137,9 +153,20 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models", get(routes::openai::models))
         .route("/v1/models/{id}", get(routes::openai::model));
+    let admin = Router::new()
+        .route(
+            "/admin/keys",
+            post(routes::admin::create).get(routes::admin::list),
+        )
+        .route(
+            "/admin/keys/{id}",
+            axum::routing::patch(routes::admin::change).delete(routes::admin::revoke),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_BYTES));
     Router::new()
         .merge(chat)
         .merge(v1)
+        .merge(admin)
         .merge(web::router())
         .route("/livez", get(routes::ops::livez))
         .route("/readyz", get(routes::ops::readyz))
@@ -158,10 +185,10 @@ async fn require_json(State(state): State<AppState>, request: Request, next: Nex
     if declared.is_none_or(|v| v.to_str().is_ok_and(request::is_json_content_type)) {
         return next.run(request).await;
     }
-    if state.auth.check(request.headers()).is_none() {
-        return ApiError::Unauthorized.into_response();
+    match keys::authenticate(&state, request.headers(), uuid::Uuid::now_v7()).await {
+        Ok(_caller) => ApiError::UnsupportedMediaType.into_response(),
+        Err(e) => e.into_response(),
     }
-    ApiError::UnsupportedMediaType.into_response()
 }
 
 pub use connections::listen;

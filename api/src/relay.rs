@@ -8,6 +8,7 @@
 use crate::answer::Answer;
 use crate::dispatch::Dispatch;
 use crate::events::{StreamChunk, StreamError, now_rfc3339};
+use crate::keys::Caller;
 use sn1_contracts::bus::EventStream;
 use sn1_contracts::event::{ErrorKind, Numbered, WorkerEvent};
 use std::time::{Duration, Instant};
@@ -90,6 +91,8 @@ pub struct Relay {
     /// The worker ended the job itself (done or error): nothing to cancel.
     worker_ended: bool,
     _permit: OwnedSemaphorePermit,
+    /// Who asked: told the answer's size, then dropped (a managed key's lease given back).
+    caller: Option<Caller>,
 }
 
 impl Relay {
@@ -102,7 +105,7 @@ impl Relay {
         (worker, seq): (String, u64),
         started: Instant,
         timings: RelayTimings,
-        permit: OwnedSemaphorePermit,
+        (permit, caller): (OwnedSemaphorePermit, Caller),
     ) -> Self {
         let now = tokio::time::Instant::now();
         let deadline = sn1_contracts::job::local_instant(dispatch.job.deadline);
@@ -123,6 +126,7 @@ impl Relay {
             finished: false,
             worker_ended: false,
             _permit: permit,
+            caller: Some(caller),
         }
     }
 
@@ -355,6 +359,9 @@ impl Drop for Relay {
     /// away mid-answer, or the api ended the answer (an event gap, the deadline, a silent
     /// worker) and nobody will read the rest.
     fn drop(&mut self) {
+        if let Some(caller) = &mut self.caller {
+            caller.answered(self.answer.chunks.iter().map(|c| c.chars().count()).sum());
+        }
         if self.worker_ended {
             return;
         }

@@ -6,6 +6,7 @@
 use crate::AppState;
 use crate::dispatch::Dispatch;
 use crate::error::ApiError;
+use crate::keys::{self, Caller};
 use crate::relay::Relay;
 use axum::body::Bytes;
 use axum::extract::Request;
@@ -19,8 +20,10 @@ use std::time::Instant;
 pub struct Admitted {
     /// The request headers.
     pub headers: HeaderMap,
-    /// The caller's key id (never the key).
-    pub api_key_id: String,
+    /// The request's id (UUID v7; the job's, `x-request-id`).
+    pub request_id: uuid::Uuid,
+    /// Who called (its key id, never the key, and a managed key's lease).
+    pub caller: Caller,
     /// The body, at most `max_body_bytes`.
     pub body: Bytes,
     /// When the request arrived (timings).
@@ -29,20 +32,20 @@ pub struct Admitted {
     pub received_at: DateTime<Utc>,
 }
 
-/// Checks the key (401 before anything else), then reads the body under the cap (413).
+/// Checks the key (401 before anything else; 429 over a managed key's limits), then reads the
+/// body under the cap (413).
 pub async fn admit(state: &AppState, request: Request) -> Result<Admitted, ApiError> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let api_key_id = state
-        .auth
-        .check(&parts.headers)
-        .ok_or(ApiError::Unauthorized)?;
+    let request_id = uuid::Uuid::now_v7();
+    let caller = keys::authenticate(state, &parts.headers, request_id).await?;
     let body: Bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(state.config.max_body_bytes))?;
     Ok(Admitted {
         headers: parts.headers,
-        api_key_id,
+        request_id,
+        caller,
         body,
         started,
         received_at: Utc::now(),
@@ -59,6 +62,8 @@ pub struct Submission {
     pub params: ChatParams,
     /// When the answer must be complete.
     pub deadline: DateTime<Utc>,
+    /// Whether the answer is streamed (usage of a managed key).
+    pub stream: bool,
 }
 
 /// A job a worker has taken: its events, and its id (`x-request-id`).
@@ -78,7 +83,8 @@ pub async fn submit(
     submission: Submission,
 ) -> Result<Submitted, ApiError> {
     let Admitted {
-        api_key_id,
+        request_id,
+        mut caller,
         started,
         received_at: now,
         ..
@@ -93,11 +99,18 @@ pub async fn submit(
         .inbox()
         .await
         .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
+    let prompt_chars = submission
+        .params
+        .messages
+        .iter()
+        .map(|m| m.chars().count())
+        .sum();
+    caller.asks(submission.stream, prompt_chars);
     let job = ChatJob {
-        request_id: uuid::Uuid::now_v7().to_string(),
+        request_id: request_id.to_string(),
         events_to: inbox.address().to_string(),
         endpoint,
-        api_key_id,
+        api_key_id: caller.key_id.clone(),
         created_at: now,
         accept_by: now + state.config.accept_timeout,
         deadline: submission.deadline,
@@ -179,7 +192,7 @@ pub async fn submit(
         (worker, seq),
         started,
         state.config.relay,
-        permit,
+        (permit, caller),
     );
     metrics::counter!("sn1_api_requests_total", "endpoint" => submission.label).increment(1);
     Ok(Submitted { relay, request_id })

@@ -31,12 +31,43 @@ pub struct AuthArgs {
     pub key_id_secret: Option<String>,
 }
 
+/// The admin API's key.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminArgs {
+    /// The key of `/admin/keys` (`Authorization: Bearer`, 16+ characters); unset: the admin API
+    /// is off (the `keys` command works without it).
+    #[arg(long = "admin-key", env = "ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+}
+
+impl AdminArgs {
+    /// Problems with `ADMIN_KEY`.
+    pub fn problems(&self) -> Vec<String> {
+        match &self.admin_key {
+            Some(k) if k.trim().len() < MIN_KEY_ID_SECRET_LEN => vec![format!(
+                "ADMIN_KEY must be at least {MIN_KEY_ID_SECRET_LEN} characters (e.g. `openssl rand -hex 32`)"
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `state` with the admin API on when `ADMIN_KEY` is set.
+    pub fn apply(&self, state: AppState) -> AppState {
+        match &self.admin_key {
+            Some(key) => state.with_admin_key(SecretString::from(key.trim().to_string())),
+            None => state,
+        }
+    }
+}
+
 impl AuthArgs {
-    /// Problems, each naming its key; `required`: a key or `--insecure-no-auth` must be given.
+    /// Problems, each naming its key; `required`: a key or `--insecure-no-auth` must be given
+    /// (the api with a `DATABASE_URL` may take managed keys alone).
     pub fn problems(&self, required: bool) -> Vec<String> {
         match (&self.expected_access_key, self.insecure_no_auth) {
             (None, false) if required => vec![
-                "EXPECTED_ACCESS_KEY is not set: set it, or pass --insecure-no-auth to run an open API"
+                "EXPECTED_ACCESS_KEY is not set: set it, set DATABASE_URL for managed keys (api), \
+                 or pass --insecure-no-auth to run an open API"
                     .into(),
             ],
             (Some(k), _) if k.trim().is_empty() => vec!["EXPECTED_ACCESS_KEY is empty".into()],
@@ -221,6 +252,8 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
     pub nats: NatsArgs,
     /// Requests relayed at once by this process; more get 503 with Retry-After.
     #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = ApiConfig::default().max_in_flight)]
@@ -252,7 +285,11 @@ pub struct ApiArgs {
 impl ApiArgs {
     fn problems(&self) -> Vec<String> {
         let mut out = self.nats.problems();
-        out.extend(self.auth.problems(true));
+        out.extend(self.auth.problems(self.database_url.is_none()));
+        out.extend(self.admin.problems());
+        if self.admin.admin_key.is_some() && self.database_url.is_none() {
+            out.push("ADMIN_KEY needs DATABASE_URL (the keys it manages live there)".into());
+        }
         out.extend(self.auth.secret_problems(true));
         out.extend(self.connections.problems());
         out.extend(self.models.problems(self.max_k));
@@ -278,7 +315,8 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         .auth
         .key_id_secret()
         .unwrap_or_else(|| SecretString::from(String::new()));
-    let auth = args.auth.auth(&id_secret).unwrap_or(Auth::Open);
+    // Checked in problems(): no static key and no --insecure-no-auth only with DATABASE_URL.
+    let auth = args.auth.auth(&id_secret).unwrap_or(Auth::ManagedOnly);
     if matches!(auth, Auth::Open) {
         tracing::warn!("running WITHOUT authentication (--insecure-no-auth)");
     }
@@ -303,6 +341,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         store.check_migrations().await?;
         state = state.with_store(store);
     }
+    let state = args.admin.apply(state);
     let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     let shutdown = common::shutdown_token();

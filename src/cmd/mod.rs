@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit_args;
 pub mod common;
+pub mod keys;
 pub mod migrate;
 pub mod miner_args;
 pub mod simnet;

@@ -4,7 +4,7 @@
 //! With `--simnet` a simulated subnet (fake chain + simulated miners) runs in-process too, so it
 //! answers with no wallet and no network.
 
-use super::api::{AuthArgs, ConnectionArgs, ModelsArgs, OpsArgs};
+use super::api::{AdminArgs, AuthArgs, ConnectionArgs, ModelsArgs, OpsArgs};
 use super::audit_args::AuditArgs;
 use super::common::{self, LogArgs, parse_duration};
 use super::miner_args::MinerArgs;
@@ -43,6 +43,8 @@ pub struct StandaloneArgs {
     /// printed.
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// Run a simulated subnet in-process (no wallet, no network needed).
     #[arg(long)]
     pub simnet: bool,
@@ -124,6 +126,7 @@ impl StandaloneArgs {
         // A key is required unless --simnet (which makes one up).
         out.extend(self.auth.problems(!self.simnet));
         out.extend(self.auth.secret_problems(false));
+        out.extend(self.admin.problems());
         if self.simnet && self.simnet_miners == 0 {
             out.push("SIMNET_MINERS must be at least 1".into());
         }
@@ -276,7 +279,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         models: args.models.models(RequestLimits::default().max_k),
         ..ApiConfig::default()
     };
-    let state = AppState::new(bus, auth, config).with_store(store.clone());
+    let state = args
+        .admin
+        .apply(AppState::new(bus, auth, config).with_store(store.clone()));
     let listener = sn1_api::listen(std::net::SocketAddr::new(args.host, args.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{} (PORT): {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;

@@ -12,7 +12,7 @@ use serde::Serialize;
 #[derive(Debug)]
 pub struct OpenAiError {
     status: StatusCode,
-    retry: bool,
+    retry: Option<u64>,
     body: ErrorBody,
 }
 
@@ -35,7 +35,7 @@ impl OpenAiError {
         metrics::counter!("sn1_api_errors_total", "type" => "invalid_request").increment(1);
         OpenAiError {
             status: StatusCode::BAD_REQUEST,
-            retry: false,
+            retry: None,
             body: ErrorBody {
                 message: message.into(),
                 r#type: "invalid_request_error",
@@ -50,7 +50,7 @@ impl OpenAiError {
         metrics::counter!("sn1_api_errors_total", "type" => "model_not_found").increment(1);
         OpenAiError {
             status: StatusCode::NOT_FOUND,
-            retry: false,
+            retry: None,
             body: ErrorBody {
                 message: format!("The model `{model}` does not exist"),
                 r#type: "invalid_request_error",
@@ -73,7 +73,9 @@ impl OpenAiError {
 
 /// The type OpenAI gives errors of this status.
 fn error_type(status: StatusCode) -> &'static str {
-    if status.is_server_error() {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        "requests"
+    } else if status.is_server_error() {
         "server_error"
     } else {
         "invalid_request_error"
@@ -85,7 +87,8 @@ impl From<ApiError> for OpenAiError {
         let (status, kind, retry) = e.classify();
         metrics::counter!("sn1_api_errors_total", "type" => kind).increment(1);
         let code = match e {
-            ApiError::Unauthorized => "invalid_api_key",
+            ApiError::Unauthorized | ApiError::KeyRefused(_) => "invalid_api_key",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
             _ => kind,
         };
         OpenAiError {
@@ -131,6 +134,13 @@ mod tests {
         assert_eq!(e.body().r#type, "server_error");
         let r = e.into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let e = OpenAiError::from(ApiError::RateLimited {
+            retry_after_secs: 6,
+            message: "over",
+        });
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.body().code, Some("rate_limit_exceeded"));
+        assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "6");
         let e = OpenAiError::model_not_found("gpt-4");
         assert_eq!(e.status(), StatusCode::NOT_FOUND);
         assert_eq!(e.body().param.as_deref(), Some("model"));

@@ -176,6 +176,21 @@ struct OpenAiErrorDetail {
 }
 
 /// The errors of `POST /v1/chat/completions` and whether `Retry-After` goes with them.
+/// A managed key over one of its limits.
+const RATE_LIMITED: (&str, &str, bool) = (
+    "429",
+    "A managed key over its requests per minute or answers in flight \
+     (`rate_limit_exceeded`); Retry-After",
+    true,
+);
+
+/// The key store cannot be reached to check a managed key.
+const KEY_STORE: (&str, &str, bool) = (
+    "503",
+    "The key store is unreachable to check a managed key; Retry-After",
+    true,
+);
+
 const COMPLETION_ERRORS: &[(&str, &str, bool)] = &[
     (
         "400",
@@ -191,10 +206,12 @@ const COMPLETION_ERRORS: &[(&str, &str, bool)] = &[
         "No miner left to ask (e.g. after `sn1.exclude`)",
         false,
     ),
+    RATE_LIMITED,
     ("502", "Not streamed: no miner gave a usable answer", false),
     (
         "503",
-        "Overloaded or job queue unavailable; Retry-After",
+        "Overloaded, job queue unavailable, or the key store unreachable for a managed key; \
+         Retry-After",
         true,
     ),
     (
@@ -257,8 +274,16 @@ pub fn complete(doc: &mut serde_json::Value, config: &crate::ApiConfig) {
     let unknown = ("404", "Unknown model (`model_not_found`)", false);
     for (path, method, errors) in [
         ("/v1/chat/completions", "post", COMPLETION_ERRORS),
-        ("/v1/models", "get", &[unauthorized][..]),
-        ("/v1/models/{id}", "get", &[unauthorized, unknown][..]),
+        (
+            "/v1/models",
+            "get",
+            &[unauthorized, RATE_LIMITED, KEY_STORE][..],
+        ),
+        (
+            "/v1/models/{id}",
+            "get",
+            &[unauthorized, unknown, RATE_LIMITED, KEY_STORE][..],
+        ),
     ] {
         let pointer = format!("/paths/{}/{method}/responses", path.replace('/', "~1"));
         if let Some(Value::Object(responses)) = doc.pointer_mut(&pointer) {

@@ -57,6 +57,7 @@ async fn handle(
         label: endpoint_name(endpoint),
         params: parsed.params,
         deadline: parsed.deadline,
+        stream: parsed.stream,
     };
     let Submitted { relay, request_id } = submit::submit(&state, admitted, submission).await?;
     if parsed.stream {

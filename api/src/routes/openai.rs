@@ -3,6 +3,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::keys;
 use crate::openai::error::OpenAiError;
 use crate::openai::models::ModelProfile;
 use crate::openai::request as v1_request;
@@ -49,6 +50,7 @@ pub async fn chat_completions(
         label: "v1_chat_completions",
         params: parsed.parsed.params,
         deadline: parsed.parsed.deadline,
+        stream,
     };
     let Submitted { relay, request_id } = submit::submit(&state, admitted, submission).await?;
     let answering = Answering {
@@ -116,7 +118,7 @@ pub async fn models(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<ModelList>, OpenAiError> {
-    state.auth.check(&headers).ok_or(ApiError::Unauthorized)?;
+    keys::authenticate(&state, &headers, uuid::Uuid::now_v7()).await?;
     Ok(Json(ModelList {
         object: "list".into(),
         data: state.config.models.all().iter().map(Model::from).collect(),
@@ -135,7 +137,7 @@ pub async fn model(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Model>, OpenAiError> {
-    state.auth.check(&headers).ok_or(ApiError::Unauthorized)?;
+    keys::authenticate(&state, &headers, uuid::Uuid::now_v7()).await?;
     state
         .config
         .models

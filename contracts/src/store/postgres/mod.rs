@@ -2,6 +2,7 @@
 //! schema check; the audit log ([`audit`]) and metagraph snapshots ([`metagraph`]).
 
 pub(super) mod audit;
+pub(super) mod keys;
 pub(super) mod metagraph;
 pub(super) mod status;
 

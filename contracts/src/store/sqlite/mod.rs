@@ -2,6 +2,7 @@
 //! same tables as Postgres (`migrations/sqlite/`), migrated when opened (one process owns it).
 
 pub(super) mod audit;
+pub(super) mod keys;
 pub(super) mod metagraph;
 pub(super) mod status;
 

@@ -1,0 +1,250 @@
+//! Who is calling: the static key (`EXPECTED_ACCESS_KEY`, checked in memory), a managed key
+//! (admitted against the store, so its limits hold for the whole fleet), or nobody (401).
+//!
+//! A managed key (`sn1-…`) is admitted with one store call per request ([`Store::admit_key`]):
+//! unknown, revoked and expired keys get 401, a key over its requests per minute or answers in
+//! flight gets 429 with `Retry-After`. The admission takes a lease that the [`Caller`] gives
+//! back, with the request's usage, when it is dropped (the answer ended, or the request failed
+//! before one started). Revocation and limit changes are read by that same call, so they hold
+//! on every replica from the next request on.
+//!
+//! **When the store cannot be reached** (error, or no answer within [`ADMIT_TIMEOUT`]) the api
+//! fails open for keys it admitted in the last [`REMEMBER_FOR`] — they are served without
+//! limits, counted in `sn1_api_key_admissions_total{verdict="store_unavailable"}` — and closed
+//! (503, `Retry-After`) for any other key. Authentication stays: a key nobody has seen valid is
+//! never let in. Limits do not hold during the outage: they exist for fairness and cost, and a
+//! key-store outage should not stop paying clients' traffic (the chat path itself needs no
+//! database). A key revoked during the outage keeps working on the replicas that remember it
+//! until the store answers again.
+
+use crate::AppState;
+use crate::auth::presented_key;
+use crate::error::ApiError;
+use crate::openai::response::estimate_tokens;
+use axum::http::HeaderMap;
+use sn1_contracts::store::Store;
+use sn1_contracts::store::keys::{Admission, KEY_PREFIX, KeyUsage, key_sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest wait for the store's verdict before it counts as unreachable.
+pub const ADMIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a key admitted once is let in while the store cannot be reached.
+pub const REMEMBER_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// Managed keys this replica admitted recently (by hash), for when the store is unreachable.
+#[derive(Debug, Default)]
+pub struct RecentKeys {
+    seen: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl RecentKeys {
+    fn remember(&self, sha: &str, key_id: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(sha.to_string(), (key_id.to_string(), Instant::now()));
+        }
+    }
+
+    fn forget(&self, sha: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(sha);
+        }
+    }
+
+    fn recall(&self, sha: &str) -> Option<String> {
+        let seen = self.seen.lock().ok()?;
+        let (id, at) = seen.get(sha)?;
+        (at.elapsed() < REMEMBER_FOR).then(|| id.clone())
+    }
+}
+
+/// An authenticated caller of one request.
+pub struct Caller {
+    /// The key's id (never the key): `kid-…` for the static key, `key-…` for a managed one.
+    pub key_id: String,
+    lease: Option<Lease>,
+}
+
+/// A managed key's lease on one request, given back (with usage) when dropped.
+struct Lease {
+    store: Store,
+    request_id: uuid::Uuid,
+    usage: KeyUsage,
+    prompt_chars: usize,
+    answer_chars: usize,
+}
+
+impl Caller {
+    fn unmetered(key_id: String) -> Self {
+        Caller {
+            key_id,
+            lease: None,
+        }
+    }
+
+    /// Records what the request asks for: whether it streams, and its prompt's size.
+    pub fn asks(&mut self, streamed: bool, prompt_chars: usize) {
+        if let Some(lease) = &mut self.lease {
+            lease.usage.streamed = streamed;
+            lease.prompt_chars = prompt_chars;
+        }
+    }
+
+    /// Records the size of the answer sent.
+    pub fn answered(&mut self, answer_chars: usize) {
+        if let Some(lease) = &mut self.lease {
+            lease.answer_chars = answer_chars;
+        }
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // shutting down: the lease expires by itself
+        };
+        lease.usage.est_tokens =
+            estimate_tokens(lease.prompt_chars) + estimate_tokens(lease.answer_chars);
+        let key_id = std::mem::take(&mut self.key_id);
+        runtime.spawn(async move {
+            if let Err(e) = lease
+                .store
+                .release_key(&key_id, lease.request_id, lease.usage)
+                .await
+            {
+                tracing::warn!(key_id = %key_id, error = %e, "key lease not released (it expires by itself)");
+            }
+        });
+    }
+}
+
+/// Authenticates request `request_id`: the static key in memory, else a managed key through
+/// the store (which also applies its limits and takes its lease). Records the key id on the
+/// request's span.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: uuid::Uuid,
+) -> Result<Caller, ApiError> {
+    let caller = match state.auth.check(headers) {
+        Some(id) => Caller::unmetered(id),
+        None => admit_managed(state, headers, request_id).await?,
+    };
+    tracing::Span::current().record("sn1.api_key_id", caller.key_id.as_str());
+    Ok(caller)
+}
+
+async fn admit_managed(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: uuid::Uuid,
+) -> Result<Caller, ApiError> {
+    let key = presented_key(headers).ok_or(ApiError::Unauthorized)?;
+    let store = match &state.store {
+        Some(store) if key.starts_with(KEY_PREFIX) => store,
+        _ => return Err(ApiError::Unauthorized),
+    };
+    let sha = key_sha256(key);
+    let verdict = tokio::time::timeout(
+        ADMIT_TIMEOUT,
+        store.admit_key(&sha, request_id, lease_length(state)),
+    )
+    .await;
+    let admission = match verdict {
+        Ok(Ok(admission)) => admission,
+        Ok(Err(e)) => return fail_open(state, &sha, &e.to_string()),
+        Err(_) => return fail_open(state, &sha, "no answer in time"),
+    };
+    count(verdict_name(&admission));
+    match admission {
+        Admission::Admitted { key_id } => {
+            state.recent_keys.remember(&sha, &key_id);
+            Ok(Caller {
+                key_id,
+                lease: Some(Lease {
+                    store: store.clone(),
+                    request_id,
+                    usage: KeyUsage::default(),
+                    prompt_chars: 0,
+                    answer_chars: 0,
+                }),
+            })
+        }
+        Admission::Unknown => {
+            state.recent_keys.forget(&sha);
+            Err(ApiError::Unauthorized)
+        }
+        Admission::Revoked { .. } => {
+            state.recent_keys.forget(&sha);
+            Err(ApiError::KeyRefused("this API key was revoked"))
+        }
+        Admission::Expired { .. } => {
+            state.recent_keys.forget(&sha);
+            Err(ApiError::KeyRefused("this API key has expired"))
+        }
+        Admission::OverRpm { retry_after, .. } => Err(ApiError::RateLimited {
+            retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            message: "this API key has used its requests per minute; retry after the time in Retry-After",
+        }),
+        Admission::OverStreams { .. } => Err(ApiError::RateLimited {
+            retry_after_secs: 1,
+            message: "this API key has as many answers in flight as it may; retry when one ends",
+        }),
+    }
+}
+
+/// The store did not answer: a key admitted recently gets in (without limits), others 503.
+fn fail_open(state: &AppState, sha: &str, cause: &str) -> Result<Caller, ApiError> {
+    tracing::warn!(cause = %cause, "key store unavailable; only recently admitted keys are let in");
+    count("store_unavailable");
+    state
+        .recent_keys
+        .recall(sha)
+        .map(Caller::unmetered)
+        .ok_or(ApiError::KeyStoreUnavailable)
+}
+
+/// A lease outlives the longest request this api admits (its timeout cap, the wait for a
+/// worker and the relay's grace), so only a dead replica's leases ever expire.
+fn lease_length(state: &AppState) -> Duration {
+    let config = &state.config;
+    Duration::from_secs_f64(config.limits.max_timeout_secs)
+        + config.accept_timeout
+        + config.relay.deadline_grace
+        + Duration::from_secs(10)
+}
+
+fn verdict_name(admission: &Admission) -> &'static str {
+    match admission {
+        Admission::Admitted { .. } => "admitted",
+        Admission::Unknown => "unknown",
+        Admission::Revoked { .. } => "revoked",
+        Admission::Expired { .. } => "expired",
+        Admission::OverRpm { .. } => "over_rpm",
+        Admission::OverStreams { .. } => "over_streams",
+    }
+}
+
+fn count(verdict: &'static str) {
+    metrics::counter!("sn1_api_key_admissions_total", "verdict" => verdict).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recent_key_is_recalled_and_a_forgotten_one_is_not() {
+        let recent = RecentKeys::default();
+        assert_eq!(recent.recall("h"), None);
+        recent.remember("h", "key-1");
+        assert_eq!(recent.recall("h").as_deref(), Some("key-1"));
+        recent.forget("h");
+        assert_eq!(recent.recall("h"), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Managed keys through the store seam, the same rules on both backends (real Postgres, and
+//! SQLite in a temporary file): only a hash is kept, revocation and expiry, the requests-per-
+//! minute bucket, answers in flight with leases that give back or expire, usage per key (with
+//! the README's query), and — on Postgres, where replicas share it — two pools admitting one
+//! key's requests at once never pass its limit.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly where it cannot go on"
+)]
+
+mod support;
+
+use chrono::Utc;
+use sn1_contracts::store::keys::{Admission, KeyChange, KeyLimits, KeyUsage, NewKey, key_sha256};
+use sn1_contracts::store::{Store, testing};
+use sqlx::Row;
+use std::time::Duration;
+use uuid::Uuid;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+async fn postgres() -> (Store, String) {
+    let url = testing::fresh_database("keys")
+        .await
+        .expect("test database");
+    let store = Store::postgres(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, url)
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Store {
+    Store::sqlite(&dir.path().join("keys.sqlite3"))
+        .await
+        .unwrap()
+}
+
+fn new_key(name: &str, rpm: Option<u32>, max_streams: Option<u32>) -> NewKey {
+    NewKey {
+        name: name.into(),
+        limits: KeyLimits { rpm, max_streams },
+        expires_at: None,
+    }
+}
+
+async fn admit(store: &Store, key: &str) -> (Uuid, Admission) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        store.admit_key(&key_sha256(key), id, LEASE).await.unwrap(),
+    )
+}
+
+/// Every rule, on one backend.
+async fn rules(store: &Store) {
+    // Made once, listed without secrets, admitted by the key alone.
+    let made = store
+        .create_key(&new_key("team a", None, None))
+        .await
+        .unwrap();
+    assert!(made.key.starts_with("sn1-"));
+    let listed = store.list_keys().await.unwrap();
+    assert_eq!(listed, vec![made.info.clone()]);
+    assert!(!format!("{listed:?}").contains(&made.key));
+    let (_, verdict) = admit(store, &made.key).await;
+    assert_eq!(
+        verdict,
+        Admission::Admitted {
+            key_id: made.info.id.clone()
+        }
+    );
+    let (_, verdict) = admit(store, "sn1-not-a-key").await;
+    assert_eq!(verdict, Admission::Unknown);
+
+    // Requests per minute: a bucket of 3, then a wait of about 20 s for the next.
+    let limited = store
+        .create_key(&new_key("rpm", Some(3), None))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            admit(store, &limited.key).await.1,
+            Admission::Admitted { .. }
+        ));
+    }
+    match admit(store, &limited.key).await.1 {
+        Admission::OverRpm { retry_after, .. } => {
+            assert!(
+                retry_after > Duration::from_secs(15) && retry_after <= Duration::from_secs(20),
+                "{retry_after:?}"
+            );
+        }
+        other => panic!("4th of 3 rpm: {other:?}"),
+    }
+    // A changed limit holds at once (the bucket starts full), and no limit is no limit.
+    let change = KeyChange {
+        rpm: Some(Some(5)),
+        ..KeyChange::default()
+    };
+    let changed = store
+        .change_key(&limited.info.id, &change)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.limits.rpm, Some(5));
+    for _ in 0..5 {
+        assert!(matches!(
+            admit(store, &limited.key).await.1,
+            Admission::Admitted { .. }
+        ));
+    }
+    assert!(matches!(
+        admit(store, &limited.key).await.1,
+        Admission::OverRpm { .. }
+    ));
+    let unlimited = KeyChange {
+        rpm: Some(None),
+        ..KeyChange::default()
+    };
+    store
+        .change_key(&limited.info.id, &unlimited)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..20 {
+        assert!(matches!(
+            admit(store, &limited.key).await.1,
+            Admission::Admitted { .. }
+        ));
+    }
+
+    // Answers in flight: two leases, a third refused until one is given back.
+    let streams = store
+        .create_key(&new_key("streams", None, Some(2)))
+        .await
+        .unwrap();
+    let (first, _) = admit(store, &streams.key).await;
+    admit(store, &streams.key).await;
+    assert_eq!(
+        admit(store, &streams.key).await.1,
+        Admission::OverStreams {
+            key_id: streams.info.id.clone()
+        }
+    );
+    let usage = KeyUsage {
+        streamed: true,
+        est_tokens: 42,
+    };
+    store
+        .release_key(&streams.info.id, first, usage)
+        .await
+        .unwrap();
+    assert!(matches!(
+        admit(store, &streams.key).await.1,
+        Admission::Admitted { .. }
+    ));
+    // A lease whose replica died expires by itself.
+    let once = store
+        .create_key(&new_key("one", None, Some(1)))
+        .await
+        .unwrap();
+    let short = Duration::from_millis(300);
+    store
+        .admit_key(&key_sha256(&once.key), Uuid::now_v7(), short)
+        .await
+        .unwrap();
+    assert!(matches!(
+        admit(store, &once.key).await.1,
+        Admission::OverStreams { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(matches!(
+        admit(store, &once.key).await.1,
+        Admission::Admitted { .. }
+    ));
+
+    // Revoked and expired keys are refused by name.
+    let revoked = store.revoke_key(&made.info.id).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        admit(store, &made.key).await.1,
+        Admission::Revoked {
+            key_id: made.info.id.clone()
+        }
+    );
+    assert!(store.revoke_key("key-nosuchkey").await.unwrap().is_none());
+    let mut old = new_key("old", None, None);
+    old.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+    let old = store.create_key(&old).await.unwrap();
+    assert_eq!(
+        admit(store, &old.key).await.1,
+        Admission::Expired {
+            key_id: old.info.id.clone()
+        }
+    );
+
+    // Bad limits are refused with their name.
+    let zero = store
+        .create_key(&new_key("zero", Some(0), None))
+        .await
+        .unwrap_err();
+    assert!(zero.to_string().contains("rpm"), "{zero}");
+}
+
+#[tokio::test]
+async fn sqlite_keeps_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    rules(&sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_the_rules_and_counts_usage_with_the_readme_query() {
+    let (store, url) = postgres().await;
+    rules(&store).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let sql = support::readme_queries()
+        .remove("usage_per_key")
+        .expect("README has the usage_per_key query");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let streams = rows
+        .iter()
+        .find(|r| r.get::<String, _>("name") == "streams")
+        .expect("a row for the key named streams");
+    assert_eq!(streams.get::<i64, _>("requests"), 1);
+    assert_eq!(streams.get::<i64, _>("streams"), 1);
+    assert_eq!(streams.get::<i64, _>("est_tokens"), 42);
+    assert_eq!(streams.get::<i64, _>("rejected"), 1);
+    let rpm = rows
+        .iter()
+        .find(|r| r.get::<String, _>("name") == "rpm")
+        .unwrap();
+    assert_eq!(rpm.get::<i64, _>("rejected"), 2);
+}
+
+/// Two replicas (two pools) admit one key's 40 requests at once: exactly its 10 pass.
+#[tokio::test]
+async fn two_pools_at_once_never_pass_the_limit() {
+    let (store, url) = postgres().await;
+    let other = Store::postgres(&url, 4).await.unwrap();
+    let key = store
+        .create_key(&new_key("fleet", Some(10), None))
+        .await
+        .unwrap()
+        .key;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            let key = key.clone();
+            tokio::spawn(async move { admit(&store, &key).await.1 })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Admission::Admitted { .. }) {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10);
+}
