@@ -56,9 +56,11 @@ fn record(i: usize) -> CompletionRecord {
                 text: ContentPolicy::Full.keep(&text),
                 clean_reason: None,
                 selected: uid == 3,
+                quality: Default::default(),
             })
             .collect(),
         traceparent: None,
+        quality: Default::default(),
     }
 }
 

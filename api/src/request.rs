@@ -113,6 +113,7 @@ enum Prefer {
 pub(crate) enum SamplingModeName {
     Random,
     TopIncentive,
+    Reliable,
 }
 
 /// Whether a `Content-Type` header value names JSON: `application/json`, in any case,
@@ -238,10 +239,11 @@ pub fn parse(
         None | Some(Value::Null) => SamplingMode::Random,
         Some(Value::String(s)) if s == "random" => SamplingMode::Random,
         Some(Value::String(s)) if s == "top_incentive" => SamplingMode::TopIncentive,
+        Some(Value::String(s)) if s == "reliable" => SamplingMode::Reliable,
         Some(_) => {
             return Err(bad(
                 "sampling_mode",
-                "must be \"random\" or \"top_incentive\"",
+                "must be \"random\", \"top_incentive\" or \"reliable\"",
             ));
         }
     };

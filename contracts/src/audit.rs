@@ -152,6 +152,27 @@ pub struct CompletionRecord {
     /// (not stored in the database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// What the worker decided for answer quality (absent in records of older workers).
+    #[serde(default)]
+    pub quality: QualityRecord,
+}
+
+/// A request's answer-quality decisions: the scores its miners were picked by, where the
+/// answer was committed, and every stall failover.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QualityRecord {
+    /// The miners picked, in rank order: `[{"uid", "score", "judged", "explored"}]` (`score`
+    /// null for a miner never judged); null when the sampling mode uses no scores.
+    pub selection: serde_json::Value,
+    /// The miner committed to (the first whose answer went to the client).
+    pub commit_uid: Option<u16>,
+    /// Characters of usable text it had sent when committed (the hedge threshold or more).
+    pub commit_chars: Option<u32>,
+    /// Milliseconds from the fan-out's start to the commit.
+    pub commit_ms: Option<f64>,
+    /// Stalls and failovers, in order: `[{"from_uid", "to_uid", "reason", "at_chars",
+    /// "gap_ms"}]` (`to_uid` null: the answer ended with an error); null when none.
+    pub failovers: serde_json::Value,
 }
 
 /// One miner's reply to one request.
@@ -179,6 +200,20 @@ pub struct MinerResponseRecord {
     pub clean_reason: Option<String>,
     /// Whether its answer was sent to the client.
     pub selected: bool,
+    /// How the reply counts for the miner's reliability score (absent in older records).
+    #[serde(default)]
+    pub quality: MinerQuality,
+}
+
+/// One reply as the reliability scores see it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinerQuality {
+    /// The axon asked, `ip:port` (scores are per hotkey and axon).
+    pub axon: Option<String>,
+    /// `usable`, `unusable`, `stalled`, `failed` or `unknown` (dropped before it was judged).
+    pub verdict: Option<String>,
+    /// It was asked to continue another miner's stalled answer.
+    pub continuation: bool,
 }
 
 /// Appended to a text cut so that its record fits the audit queue (the hash stays the whole
@@ -258,6 +293,7 @@ mod tests {
             text: ContentPolicy::Full.keep(text),
             clean_reason: None,
             selected: false,
+            quality: MinerQuality::default(),
         };
         CompletionRecord {
             request_id: "r".into(),
@@ -281,6 +317,7 @@ mod tests {
             total_ms: 1.0,
             miners: vec![miner; miners],
             traceparent: None,
+            quality: QualityRecord::default(),
         }
     }
 

@@ -30,6 +30,10 @@ pub enum SamplingMode {
     Random,
     /// The k candidates with the highest incentive.
     TopIncentive,
+    /// The k candidates with the best reliability scores (usable answers, no stalls, fast
+    /// first byte), learned from the outcomes every worker sees, with a share of picks left to
+    /// exploring little-known miners.
+    Reliable,
 }
 
 /// How the worker chooses the answer among the miners it asked.

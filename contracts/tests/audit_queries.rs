@@ -30,6 +30,7 @@ fn miner(uid: u16, outcome: &str, ttfb: Option<f64>, selected: bool) -> MinerRes
         text: ContentPolicy::Full.keep(if outcome == "empty" { "" } else { "an answer" }),
         clean_reason: (outcome == "empty").then(|| "empty".to_string()),
         selected,
+        quality: Default::default(),
     }
 }
 
@@ -62,6 +63,7 @@ fn record(age: Duration, key: &str, i: u32) -> CompletionRecord {
             miner(4, "connect_failure", None, false),
         ],
         traceparent: None,
+        quality: Default::default(),
     }
 }
 

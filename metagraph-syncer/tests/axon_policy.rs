@@ -42,6 +42,7 @@ fn runner(directory: Directory) -> JobRunner {
             heartbeat_interval: Duration::from_secs(1),
             progress_interval: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(1),
+            quality: Default::default(),
         },
     }
 }

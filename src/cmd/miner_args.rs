@@ -7,6 +7,7 @@ use sn1_bittensor::dendrite::MinerProtocol;
 use sn1_bittensor::synapse::SynapseShape;
 use sn1_worker::WorkerConfig;
 use sn1_worker::axon_policy::{AxonPolicy, Cidr};
+use sn1_worker::quality::QualityConfig;
 use sn1_worker::selection::SelectionPolicy;
 use std::time::Duration;
 
@@ -36,6 +37,56 @@ impl ProtocolArg {
             }),
             ProtocolArg::Epistula => MinerProtocol::Epistula,
             ProtocolArg::Openai => MinerProtocol::OpenAi,
+        }
+    }
+}
+
+/// Answer-quality flags (README, "Answer quality"; defaults measured by
+/// `benches/answer_quality.rs`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct QualityArgs {
+    /// Commit a miner once it has sent this many usable characters (0: at its first usable
+    /// text); the others stay warm until then.
+    #[arg(long = "hedge-chars", env = "HEDGE_CHARS", default_value_t = 0)]
+    pub hedge_chars: usize,
+    /// Commit the best usable miner after this long even below `--hedge-chars`.
+    #[arg(long = "hedge-wait", env = "HEDGE_WAIT", default_value = "300ms", value_parser = parse_duration)]
+    pub hedge_wait: Duration,
+    /// A committed miner silent this long has stalled (0: no stall detection; the answer
+    /// waits for the deadline).
+    #[arg(long = "stall-after", env = "STALL_AFTER", default_value = "1500ms", value_parser = parse_duration)]
+    pub stall_after: Duration,
+    /// Continuations of a stalled answer allowed per request (0: a stall ends it at once with
+    /// an error).
+    #[arg(
+        long = "failover-attempts",
+        env = "FAILOVER_ATTEMPTS",
+        default_value_t = 2
+    )]
+    pub failover_attempts: usize,
+    /// Spare miners asked at once for one continuation.
+    #[arg(long = "failover-width", env = "FAILOVER_WIDTH", default_value_t = 2)]
+    pub failover_width: usize,
+    /// A continuation must start within this long.
+    #[arg(long = "failover-wait", env = "FAILOVER_WAIT", default_value = "1s", value_parser = parse_duration)]
+    pub failover_wait: Duration,
+    /// Share (0–1) of `reliable` picks spent exploring little-known miners.
+    #[arg(long, env = "EXPLORATION", default_value_t = 0.1)]
+    pub exploration: f64,
+}
+
+impl QualityArgs {
+    /// The worker's quality settings (a fresh scoreboard).
+    pub fn config(&self) -> QualityConfig {
+        QualityConfig {
+            hedge_chars: self.hedge_chars,
+            hedge_wait: self.hedge_wait,
+            stall_after: (!self.stall_after.is_zero()).then_some(self.stall_after),
+            failover_attempts: self.failover_attempts,
+            failover_width: self.failover_width.max(1),
+            failover_wait: self.failover_wait,
+            exploration: self.exploration.clamp(0.0, 1.0),
+            ..QualityConfig::default()
         }
     }
 }
@@ -80,6 +131,9 @@ pub struct MinerArgs {
     /// Ask at most one miner per IP.
     #[arg(long = "one-per-ip", env = "ONE_PER_IP")]
     pub one_per_ip: bool,
+    /// Answer quality: hedged commit, stall failover, reliability scores.
+    #[command(flatten)]
+    pub quality: QualityArgs,
     /// Address blocks (CIDR, comma-separated, e.g. `10.20.0.0/16,fd00::/8`) whose axons may be
     /// asked although not public. Applies to metagraphs from the chain (Postgres / the synced
     /// SQLite snapshots); loopback, private, link-local, CGNAT, multicast, broadcast,
@@ -97,6 +151,9 @@ impl MinerArgs {
         }
         if self.max_reply_bytes == 0 {
             out.push("MAX_REPLY_BYTES must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.quality.exploration) {
+            out.push("EXPLORATION must be between 0 and 1".into());
         }
         if self.first_byte_timeout.is_zero() {
             out.push("FIRST_BYTE_TIMEOUT must be positive".into());
@@ -142,6 +199,7 @@ impl MinerArgs {
             heartbeat_interval: Duration::from_secs(1),
             progress_interval,
             drain_timeout,
+            quality: self.quality.config(),
         }
     }
 }

@@ -12,6 +12,7 @@ use sn1_worker::audit::run_writer;
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
 use sn1_worker::ops::WorkerProbe;
+use sn1_worker::reliability::shared::{self, RefreshConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -133,6 +134,19 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             dir.follow_updates(updates, Duration::from_secs(30), stop)
                 .await
         });
+    }
+    if let Some(store) = &store {
+        // Every worker reads the same scores from the audit log (README, "Answer quality").
+        let refresh = RefreshConfig {
+            every: Duration::from_secs(2),
+            window: config.quality.scores.half_life() * 6,
+        };
+        let (store, board, stop) = (
+            store.clone(),
+            config.quality.scores.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(shared::run(store, board, refresh, stop));
     }
     let runner = JobRunner {
         dendrite,

@@ -5,9 +5,11 @@
 use crate::cleaning;
 use crate::fanout::MinerRecord;
 use crate::job::JobSummary;
+use crate::reliability::Verdict;
 use sn1_bittensor::reply::OutcomeKind;
 use sn1_contracts::audit::{
-    CompletionRecord, ContentPolicy, MinerResponseRecord, cap, kept_exclusions, storable,
+    CompletionRecord, ContentPolicy, MinerQuality, MinerResponseRecord, QualityRecord, cap,
+    kept_exclusions, storable,
 };
 use sn1_contracts::job::ChatJob;
 use std::time::Duration;
@@ -110,15 +112,59 @@ pub fn build_record(
         miners: summary
             .miners
             .iter()
-            .map(|m| miner_row(m, settings, per_miner))
+            .map(|m| {
+                let prompt = job.params.messages.last().map(String::as_str).unwrap_or("");
+                let mut row = miner_row(m, settings, per_miner);
+                row.quality = MinerQuality {
+                    axon: Some(format!("{}:{}", m.target.ip, m.target.port)),
+                    verdict: Some(Verdict::of(m, prompt).as_str().to_owned()),
+                    continuation: m.continuation,
+                };
+                row
+            })
             .collect(),
         traceparent: sn1_telemetry::trace::current_traceparent(),
+        quality: quality_record(summary),
     };
     if record.fit(max_bytes) {
         metrics::counter!("sn1_worker_audit_records_cut_total").increment(1);
         tracing::warn!(request_id = %job.request_id, max_bytes, "audit record cut to fit the audit queue");
     }
     record
+}
+
+/// The answer-quality decisions of `summary`, as the audit log keeps them.
+fn quality_record(summary: &JobSummary) -> QualityRecord {
+    let json = |v: serde_json::Value| {
+        if v == serde_json::json!([]) {
+            serde_json::Value::Null
+        } else {
+            v
+        }
+    };
+    QualityRecord {
+        selection: json(serde_json::json!(summary.picks)),
+        commit_uid: summary.commit.map(|c| c.uid),
+        commit_chars: summary
+            .commit
+            .map(|c| c.chars.min(u32::MAX as usize) as u32),
+        commit_ms: summary.commit.map(|c| millis(c.after)),
+        failovers: json(serde_json::Value::Array(
+            summary
+                .failovers
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "from_uid": f.from_uid,
+                        "to_uid": f.to_uid,
+                        "reason": storable(cap(&f.reason, 300)),
+                        "at_chars": f.at_chars,
+                        "gap_ms": (millis(f.gap) * 10.0).round() / 10.0,
+                    })
+                })
+                .collect(),
+        )),
+    }
 }
 
 /// Bytes of prompt kept per record (all messages together).
@@ -153,6 +199,7 @@ pub fn miner_row(
         text: settings.content.keep_capped(&m.text, max_text),
         clean_reason: clean_reason(m),
         selected: m.selected,
+        quality: MinerQuality::default(),
     }
 }
 

@@ -11,20 +11,29 @@
 //! deadline, cancel) to the state machine in `fanout/state.rs`, then does what it says (pass
 //! chunks on, drop miners, stop). Chunks go out on a bounded channel; the caller relays them to
 //! wherever the answer goes (NATS, in-process).
+//!
+//! Answer quality ([`Quality`]): with `hedge_chars` the first miner is committed only once it
+//! has sent that much usable text (the others stay warm until then); with `stall_after` a
+//! committed miner silent that long is dropped as stalled, and `fanout/failover.rs` asks spare
+//! miners to continue the answer (the conversation plus the text sent so far as a partial
+//! assistant turn) or ends the answer at once with a clear error.
 
+mod failover;
 mod miner_span;
+mod readers;
 mod state;
 
+pub use failover::{CommitPoint, Failover, FailoverRecord, Quality};
+use readers::Readers;
 use sn1_bittensor::dendrite::{Deadline, Dendrite, MinerProtocol, MinerTarget, Prompt};
 use sn1_bittensor::reply::{Outcome, OutcomeKind, ReplyLimits};
 use sn1_contracts::job::Strategy;
 pub use state::TextHeld;
 use state::{Fanout, Step};
+pub(crate) use state::{OVER_BUDGET, STALLED};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 /// Everything one fan-out needs.
 #[derive(Clone, Debug)]
@@ -41,6 +50,8 @@ pub struct FanoutRequest {
     pub strategy: Strategy,
     /// When the fan-out (and every miner's reply) must be over.
     pub deadline: Deadline,
+    /// Hedged commit, stall detection and failover.
+    pub quality: Quality,
 }
 
 /// A piece of the answer, as it should reach the client.
@@ -66,6 +77,8 @@ pub struct MinerRecord {
     pub selected: bool,
     /// Its text so far (the dendrite caps it).
     pub text: String,
+    /// It was asked to continue another miner's stalled answer.
+    pub continuation: bool,
 }
 
 /// How the fan-out ended.
@@ -102,10 +115,14 @@ pub struct FanoutReport {
     pub time_to_first_chunk: Option<Duration>,
     /// How much reply text the fan-out held (bounded by its memory budget).
     pub text_held: TextHeld,
+    /// Which miner was committed, and when.
+    pub commit: Option<CommitPoint>,
+    /// Stalls of the committed miner and how each was handled, in order.
+    pub failovers: Vec<FailoverRecord>,
 }
 
 /// What a miner's reader task reports, tagged with the miner's index.
-enum MinerMsg {
+pub(crate) enum MinerMsg {
     Chunk(usize, String),
     Done(usize, Outcome),
 }
@@ -118,43 +135,115 @@ pub async fn run(
     cancel: CancellationToken,
     out: mpsc::Sender<AnswerChunk>,
 ) -> FanoutReport {
+    run_after(dendrite, request, cancel, out, String::new(), None).await
+}
+
+/// [`run`], continuing after `prior` (the text the client already has; empty for a new
+/// answer). `first_chunk_by`: with nothing committed by then, the fan-out ends timed out.
+async fn run_after(
+    dendrite: &Dendrite,
+    request: FanoutRequest,
+    cancel: CancellationToken,
+    out: mpsc::Sender<AnswerChunk>,
+    prior: String,
+    first_chunk_by: Option<tokio::time::Instant>,
+) -> FanoutReport {
     let started = Instant::now();
     let prompt = request.prompt.messages.last().cloned().unwrap_or_default();
-    let mut fanout = Fanout::new(&request.targets, request.strategy, prompt);
+    let mut fanout = Fanout::new(&request.targets, request.strategy, prompt)
+        .with_hedge(request.quality.hedge_chars);
     let (mut readers, mut rx) = Readers::start(dendrite, &request, started);
+    let keep_text = request.quality.failover.attempts > 0;
+    let continuing = !prior.is_empty();
+    let mut sent = prior;
     let mut first_chunk = None;
+    let mut committed_at = None;
+    let (mut stall_at, mut hedge_at) = (None, None);
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
     let deadline = tokio::time::sleep_until(request.deadline.instant());
     tokio::pin!(deadline);
     let end = loop {
+        let mut touched = None;
+        let streaming_before = fanout.streaming();
         let step = tokio::select! {
             biased;
             _ = cancel.cancelled() => Step::end(FanoutEnd::Cancelled),
             _ = &mut deadline => fanout.on_deadline(),
+            _ = tokio::time::sleep_until(stall_at.unwrap_or(far)), if stall_at.is_some() => {
+                stall_at = None;
+                fanout.on_stall()
+            }
+            _ = tokio::time::sleep_until(hedge_at.unwrap_or(far)), if hedge_at.is_some() => {
+                hedge_at = None;
+                fanout.on_hedge_timeout()
+            }
+            _ = tokio::time::sleep_until(first_chunk_by.unwrap_or(far)),
+                if first_chunk_by.is_some() && committed_at.is_none() => Step::end(FanoutEnd::TimedOut),
             msg = rx.recv() => match msg {
-                Some(MinerMsg::Chunk(i, text)) => fanout.on_chunk(i, text),
+                Some(MinerMsg::Chunk(i, text)) => {
+                    touched = Some(i);
+                    fanout.on_chunk(i, text)
+                }
                 Some(MinerMsg::Done(i, outcome)) => fanout.on_done(i, outcome),
                 None => fanout.on_all_done(),
             },
         };
         readers.stop(&step.drop);
+        if committed_at.is_none() && fanout.commit_point().is_some() {
+            committed_at = Some(started.elapsed());
+        }
+        if keep_text {
+            sent.extend(step.send.iter().map(|c| c.delta.as_str()));
+        }
         if !pass_on(&out, step.send, &mut first_chunk, started).await {
             break FanoutEnd::Cancelled;
         }
         if let Some(end) = step.end {
             break end;
         }
+        let now = tokio::time::Instant::now();
+        stall_at = match (fanout.streaming(), request.quality.stall_after) {
+            (Some(i), Some(after)) if touched == Some(i) || streaming_before != Some(i) => {
+                Some(now + after)
+            }
+            (Some(_), Some(_)) => stall_at,
+            _ => None,
+        };
+        hedge_at = match fanout.hedging() {
+            true => hedge_at.or(Some(now + request.quality.hedge_wait)),
+            false => None,
+        };
     };
     readers.stop_all();
     let text_held = fanout.text_held();
+    let commit = fanout
+        .commit_point()
+        .zip(committed_at)
+        .map(|((uid, chars), after)| CommitPoint { uid, chars, after });
+    let stalled = fanout.stalled_uid();
     let miners = fanout.finish();
     for (span, record) in readers.spans.iter().zip(&miners) {
         miner_span::finish(span, record);
     }
-    FanoutReport {
+    let report = FanoutReport {
         end,
         text_held,
         miners,
         time_to_first_chunk: first_chunk,
+        commit,
+        failovers: Vec::new(),
+    };
+    match stalled {
+        Some(uid) => {
+            let stall = failover::Stall {
+                uid,
+                sent,
+                started,
+                continuing,
+            };
+            failover::continue_answer(dendrite, &request, report, stall, cancel, out).await
+        }
+        None => report,
     }
 }
 
@@ -172,79 +261,6 @@ async fn pass_on(
         }
     }
     true
-}
-
-/// One task per miner, reading its reply into one channel.
-struct Readers {
-    tasks: JoinSet<()>,
-    handles: Vec<AbortHandle>,
-    /// One span per query, in the order of the targets (finished with its record).
-    spans: Vec<tracing::Span>,
-}
-
-impl Readers {
-    /// Starts the queries of `request`; their deadline is the fan-out's.
-    fn start(
-        dendrite: &Dendrite,
-        request: &FanoutRequest,
-        started: Instant,
-    ) -> (Readers, mpsc::Receiver<MinerMsg>) {
-        let (tx, rx) = mpsc::channel::<MinerMsg>(64 * request.targets.len().max(1));
-        let mut tasks = JoinSet::new();
-        let mut handles = Vec::with_capacity(request.targets.len());
-        let mut spans = Vec::with_capacity(request.targets.len());
-        for (i, target) in request.targets.iter().enumerate() {
-            let span = miner_span::start(target, &request.protocol);
-            let mut reply = dendrite.query(
-                target,
-                &request.prompt,
-                &request.protocol,
-                request.limits,
-                request.deadline,
-            );
-            let tx = tx.clone();
-            let task_span = span.clone();
-            spans.push(span);
-            handles.push(
-                tasks.spawn(
-                    async move {
-                        let us = || started.elapsed().as_micros() as u64;
-                        tracing::trace!(us = us(), "miner task running");
-                        while let Some(text) = reply.next_chunk().await {
-                            tracing::trace!(us = us(), "miner chunk");
-                            if tx.send(MinerMsg::Chunk(i, text)).await.is_err() {
-                                return;
-                            }
-                        }
-                        let _ = tx.send(MinerMsg::Done(i, reply.outcome())).await;
-                    }
-                    .instrument(task_span),
-                ),
-            );
-        }
-        (
-            Readers {
-                tasks,
-                handles,
-                spans,
-            },
-            rx,
-        )
-    }
-
-    /// Drops these miners' replies (their connections close).
-    fn stop(&self, which: &[usize]) {
-        for &i in which {
-            if let Some(handle) = self.handles.get(i) {
-                handle.abort();
-            }
-        }
-    }
-
-    /// Drops every reply still being read.
-    fn stop_all(&mut self) {
-        self.tasks.abort_all();
-    }
 }
 
 /// A short, client-safe description of how a reply ended.
@@ -348,6 +364,7 @@ mod tests {
             limits: ReplyLimits::default(),
             strategy: Strategy::First,
             deadline: Deadline::after(budget),
+            quality: Quality::default(),
         }
     }
 

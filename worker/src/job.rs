@@ -9,8 +9,8 @@
 mod outbox;
 
 use crate::directory::Directory;
-use crate::fanout::{self, FanoutEnd, FanoutRequest, MinerRecord};
-use crate::selection;
+use crate::fanout::{self, CommitPoint, FailoverRecord, FanoutEnd, FanoutRequest, MinerRecord};
+use crate::selection::{self, Pick};
 use crate::{WorkerConfig, echo};
 use chrono::Utc;
 use outbox::Outbox;
@@ -72,8 +72,14 @@ pub struct JobSummary {
     pub error: Option<String>,
     /// From the start of the job to the first chunk sent.
     pub time_to_first_chunk: Option<Duration>,
-    /// One record per miner asked.
+    /// One record per miner asked (continuations of a stalled answer last).
     pub miners: Vec<MinerRecord>,
+    /// How the miners were picked (`reliable` sampling only).
+    pub picks: Vec<Pick>,
+    /// Where the answer was committed.
+    pub commit: Option<CommitPoint>,
+    /// Stalls of the committed miner and their failovers.
+    pub failovers: Vec<FailoverRecord>,
 }
 
 impl JobSummary {
@@ -85,6 +91,9 @@ impl JobSummary {
             error: None,
             time_to_first_chunk: None,
             miners: Vec::new(),
+            picks: Vec::new(),
+            commit: None,
+            failovers: Vec::new(),
         }
     }
 }
@@ -214,23 +223,29 @@ impl JobRunner {
 
     /// Asks miners and streams the chosen answer.
     async fn chat(&self, job: &ChatJob, cancel: CancellationToken, out: &mut Outbox) -> JobSummary {
-        let targets = self.pick_targets(job);
+        let (targets, spares, picks) = self.pick_targets(job);
         if targets.is_empty() {
             let metagraph = self.directory.snapshot();
             let any = !selection::candidates(&metagraph, &[], &self.config.selection).is_empty();
             return end(out, Ending::no_candidates(out.worker(), any)).await;
         }
         out.accepted().await;
-        let request = self.fanout_request(job, targets);
+        let mut request = self.fanout_request(job, targets);
+        request.quality = self.config.quality.fanout(spares);
         let (tx, rx) = mpsc::channel(256);
         let fan = fanout::run(&self.dendrite, request, cancel.clone(), tx);
         let heartbeat = self.config.heartbeat_interval;
         let report = out.relay(fan, rx, heartbeat, &cancel).await;
+        let prompt = job.params.messages.last().map(String::as_str).unwrap_or("");
+        self.config.quality.scores.observe(&report.miners, prompt);
         let asked = report.miners.len();
         let ending = Ending::of_fanout(&report.end, out.worker(), job.budget(), asked);
         JobSummary {
             time_to_first_chunk: report.time_to_first_chunk,
             miners: report.miners,
+            picks,
+            commit: report.commit,
+            failovers: report.failovers,
             ..end(out, ending).await
         }
     }
@@ -257,28 +272,38 @@ impl JobRunner {
             },
             strategy: job.params.strategy,
             deadline: Deadline::at(sn1_contracts::job::local_instant(job.deadline)),
+            quality: fanout::Quality::default(),
         }
     }
 
-    fn pick_targets(&self, job: &ChatJob) -> Vec<MinerTarget> {
+    /// The k miners to ask, the spares a stalled answer fails over to, and how they were
+    /// picked.
+    fn pick_targets(&self, job: &ChatJob) -> (Vec<MinerTarget>, Vec<MinerTarget>, Vec<Pick>) {
         let metagraph = self.directory.snapshot();
         let candidates =
             selection::candidates(&metagraph, &job.params.exclude, &self.config.selection);
-        let chosen = selection::sample(
+        let k = usize::from(job.params.k);
+        let quality = &self.config.quality;
+        let (ranked, picks) = selection::rank(
             candidates,
-            usize::from(job.params.k),
+            k,
             job.params.sampling_mode,
+            &quality.scores,
+            quality.exploration,
             &mut rand::rng(),
         );
-        chosen
+        let mut targets: Vec<MinerTarget> = ranked
             .into_iter()
+            .take(k + quality.spares_wanted())
             .map(|n| MinerTarget {
                 uid: n.uid,
                 ip: n.axon_ip.clone(),
                 port: n.axon_port,
                 hotkey: n.hotkey.clone(),
             })
-            .collect()
+            .collect();
+        let spares = targets.split_off(k.min(targets.len()));
+        (targets, spares, picks)
     }
 }
 

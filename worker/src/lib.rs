@@ -14,6 +14,8 @@ pub mod job;
 mod job_span;
 pub mod ops;
 pub mod publisher;
+pub mod quality;
+pub mod reliability;
 pub mod selection;
 
 use job::{JobRunner, JobSummary};
@@ -49,6 +51,8 @@ pub struct WorkerConfig {
     pub progress_interval: Duration,
     /// On shutdown, in-flight jobs get this long to finish before they are cancelled.
     pub drain_timeout: Duration,
+    /// Hedged commit, stall failover and reliability scores.
+    pub quality: quality::QualityConfig,
 }
 
 /// The NATS-connected worker.

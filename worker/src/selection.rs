@@ -1,7 +1,10 @@
 //! Which miners a job asks: candidates from the metagraph (serving axons that are not
 //! validators, minus `exclude`, optionally one per coldkey / IP), then k of them by the job's
-//! sampling mode.
+//! sampling mode ([`rank`] orders them all: the first k are asked, the next are the spares a
+//! stalled answer fails over to).
 
+use crate::reliability::{LITTLE_DATA, MinerKey, Scoreboard};
+use rand::Rng;
 use rand::seq::SliceRandom;
 use sn1_contracts::job::{Exclusion, SamplingMode};
 use sn1_contracts::metagraph::{Metagraph, Neuron};
@@ -76,7 +79,7 @@ pub fn sample<'a>(
     rng: &mut impl rand::Rng,
 ) -> Vec<&'a Neuron> {
     match mode {
-        SamplingMode::Random => {
+        SamplingMode::Random | SamplingMode::Reliable => {
             candidates.shuffle(rng);
         }
         SamplingMode::TopIncentive => {
@@ -87,6 +90,69 @@ pub fn sample<'a>(
     }
     candidates.truncate(k);
     candidates
+}
+
+/// One miner picked, as the audit log records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Pick {
+    /// The miner.
+    pub uid: u16,
+    /// Its reliability score when picked (`None`: never judged).
+    pub score: Option<f64>,
+    /// Judged replies behind the score (decayed).
+    pub judged: f64,
+    /// Picked to explore (at random among little-known miners), not for its score.
+    pub explored: bool,
+}
+
+/// Every candidate in the order `mode` prefers them, and how the first `k` were picked
+/// (empty unless the mode is [`SamplingMode::Reliable`]).
+pub fn rank<'a>(
+    candidates: Vec<&'a Neuron>,
+    k: usize,
+    mode: SamplingMode,
+    board: &Scoreboard,
+    exploration: f64,
+    rng: &mut impl Rng,
+) -> (Vec<&'a Neuron>, Vec<Pick>) {
+    if mode != SamplingMode::Reliable {
+        let n = candidates.len();
+        return (sample(candidates, n, mode, rng), Vec::new());
+    }
+    let key = |n: &Neuron| MinerKey::new(&n.hotkey, &n.axon_ip, n.axon_port);
+    let mut scored: Vec<(&Neuron, Option<crate::reliability::Tally>)> = candidates
+        .into_iter()
+        .map(|n| (n, board.tally(&key(n))))
+        .collect();
+    // Ties (e.g. every unknown miner) broken at random so equal miners share the load.
+    scored.shuffle(rng);
+    let score = |t: &Option<crate::reliability::Tally>| t.unwrap_or_default().score();
+    scored.sort_by(|a, b| score(&b.1).total_cmp(&score(&a.1)));
+    let mut picks = Vec::with_capacity(k);
+    for slot in 0..k.min(scored.len()) {
+        let explore = rng.random_bool(exploration.clamp(0.0, 1.0));
+        if explore {
+            // A little-known miner from further down the ranking (any, when all are known).
+            let rest = slot..scored.len();
+            let little: Vec<usize> = rest
+                .clone()
+                .filter(|&i| scored[i].1.is_none_or(|t| t.judged < LITTLE_DATA))
+                .collect();
+            let choice = match little.is_empty() {
+                false => little[rng.random_range(0..little.len())],
+                true => rng.random_range(rest),
+            };
+            scored[slot..=choice].rotate_right(1);
+        }
+        let (n, tally) = &scored[slot];
+        picks.push(Pick {
+            uid: n.uid,
+            score: tally.map(|t| (t.score() * 1000.0).round() / 1000.0),
+            judged: tally.map_or(0.0, |t| (t.judged * 10.0).round() / 10.0),
+            explored: explore,
+        });
+    }
+    (scored.into_iter().map(|(n, _)| n).collect(), picks)
 }
 
 #[cfg(test)]
@@ -170,5 +236,96 @@ mod tests {
         let two = sample(candidates(&mg, &[], &p), 2, SamplingMode::Random, &mut rng);
         assert_eq!(two.len(), 2);
         assert_ne!(two[0].uid, two[1].uid);
+    }
+
+    #[test]
+    fn reliable_ranks_by_score_and_explores_little_known_miners() {
+        use crate::fanout::MinerRecord;
+        use sn1_bittensor::dendrite::MinerTarget;
+        use sn1_bittensor::reply::{Outcome, OutcomeKind};
+        let mg = graph();
+        let p = SelectionPolicy::default();
+        let board = Scoreboard::new(std::time::Duration::from_secs(300));
+        let record = |n: &Neuron, kind: OutcomeKind, text: &str| MinerRecord {
+            target: MinerTarget {
+                uid: n.uid,
+                ip: n.axon_ip.clone(),
+                port: n.axon_port,
+                hotkey: n.hotkey.clone(),
+            },
+            outcome: Some(Outcome {
+                kind,
+                http_status: Some(200),
+                time_to_first_byte: Some(std::time::Duration::from_millis(30)),
+                total_time: std::time::Duration::from_millis(90),
+                bytes: text.len(),
+                chunks: 1,
+                text: String::new(),
+            }),
+            rejected: None,
+            selected: false,
+            text: text.into(),
+            continuation: false,
+        };
+        for _ in 0..5 {
+            let records: Vec<MinerRecord> = mg
+                .neurons
+                .iter()
+                .map(|n| match n.uid {
+                    // 6 and 8 answer; 0 fails.
+                    6 | 8 => record(n, OutcomeKind::Ok, "A fine answer."),
+                    0 => record(
+                        n,
+                        OutcomeKind::AxonError {
+                            status: 500,
+                            message: "x".into(),
+                        },
+                        "",
+                    ),
+                    _ => record(n, OutcomeKind::Ok, ""),
+                })
+                .collect();
+            board.observe(&records, "q");
+        }
+        let mut rng = rand::rng();
+        let (order, picks) = rank(
+            candidates(&mg, &[], &p),
+            2,
+            SamplingMode::Reliable,
+            &board,
+            0.0,
+            &mut rng,
+        );
+        let mut top = uids(&order[..2]);
+        top.sort();
+        assert_eq!(top, vec![6, 8]);
+        assert_eq!(order.len(), 7, "the rest are spares");
+        assert!(
+            picks
+                .iter()
+                .all(|p| !p.explored && p.score.is_some_and(|s| s > 0.7))
+        );
+        // A changed axon starts fresh: uid 6 at another port is unknown.
+        let mut moved = mg.clone();
+        moved.neurons[6].axon_port += 1;
+        let (order, _) = rank(
+            candidates(&moved, &[], &p),
+            1,
+            SamplingMode::Reliable,
+            &board,
+            0.0,
+            &mut rng,
+        );
+        assert_eq!(order[0].uid, 8);
+        // Exploration always: picks are little-known miners (none is, here: any miner).
+        let (_, picks) = rank(
+            candidates(&mg, &[], &p),
+            3,
+            SamplingMode::Reliable,
+            &board,
+            1.0,
+            &mut rng,
+        );
+        assert!(picks.iter().all(|p| p.explored));
     }
 }

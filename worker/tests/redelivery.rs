@@ -50,6 +50,7 @@ fn runner() -> JobRunner {
             heartbeat_interval: std::time::Duration::from_secs(1),
             progress_interval: std::time::Duration::from_secs(5),
             drain_timeout: std::time::Duration::from_secs(1),
+            quality: Default::default(),
         },
     }
 }

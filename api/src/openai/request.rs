@@ -107,10 +107,11 @@ pub fn parse(
         None | Some(Value::Null) => profile.sampling_mode,
         Some(Value::String(s)) if s == "random" => SamplingMode::Random,
         Some(Value::String(s)) if s == "top_incentive" => SamplingMode::TopIncentive,
+        Some(Value::String(s)) if s == "reliable" => SamplingMode::Reliable,
         Some(_) => {
             return Err(OpenAiError::invalid(
                 "sn1.sampling_mode",
-                "`sn1.sampling_mode` must be \"random\" or \"top_incentive\"",
+                "`sn1.sampling_mode` must be \"random\", \"top_incentive\" or \"reliable\"",
             ));
         }
     };

@@ -13,6 +13,7 @@
 pub mod keys;
 mod lock;
 mod postgres;
+pub mod scores;
 mod sqlite;
 pub mod status;
 #[cfg(feature = "testing")]

@@ -4,7 +4,12 @@
 //! Each event is one method: [`Fanout::on_chunk`], [`Fanout::on_done`], [`Fanout::on_all_done`]
 //! (every reply has ended) and [`Fanout::on_deadline`]. Each updates the state and returns a
 //! [`Step`]: the chunks to pass on, the miners to drop, and whether the fan-out is over.
-//! [`super::run`] feeds it from one select loop; the tests feed it synthetic events.
+//! [`super::run`] feeds it from one select loop; the tests feed it synthetic events. Hedged
+//! commit and stall detection are in `state/quality.rs`.
+
+mod quality;
+
+pub(crate) use quality::STALLED;
 
 use super::{AnswerChunk, FanoutEnd, MinerRecord, describe};
 use crate::cleaning::{self, PrefixJudge, PrefixVerdict};
@@ -62,6 +67,10 @@ struct Miner {
     judge: PrefixJudge,
     /// Its reply has ended (`record.outcome` is set).
     done: bool,
+    /// Its text so far is usable (held back only by the hedge threshold).
+    ready: bool,
+    /// Characters of its text so far.
+    chars: usize,
 }
 
 /// The state of one fan-out.
@@ -78,6 +87,13 @@ pub(crate) struct Fanout {
     peak_bytes: usize,
     /// Miners dropped, or audit copies cut short, by [`JOB_TEXT_BUDGET`].
     over_budget: usize,
+    /// Hedged commit: a usable miner is committed once it has this many characters (0: at
+    /// its first usable prefix).
+    hedge_chars: usize,
+    /// Characters the chosen miner had sent when it was committed.
+    commit_chars: Option<usize>,
+    /// The chosen miner, once it was found stalled.
+    stalled: Option<usize>,
 }
 
 /// How much reply text one fan-out held.
@@ -100,11 +116,14 @@ impl Fanout {
                     outcome: None,
                     rejected: None,
                     selected: false,
+                    continuation: false,
                     text: String::new(),
                 },
                 held: Vec::new(),
                 judge: PrefixJudge::new(&prompt),
                 done: false,
+                ready: false,
+                chars: 0,
             })
             .collect();
         Fanout {
@@ -115,6 +134,9 @@ impl Fanout {
             held_bytes: 0,
             peak_bytes: 0,
             over_budget: 0,
+            hedge_chars: 0,
+            commit_chars: None,
+            stalled: None,
         }
     }
 
@@ -142,8 +164,12 @@ impl Fanout {
             };
         }
         miner.held.push(miner.record.text.len());
+        miner.chars += text.chars().count();
         if !racing || miner.record.rejected.is_some() {
             return Step::wait();
+        }
+        if miner.ready {
+            return self.ready(i);
         }
         match miner.judge.feed(&text, &self.prompt) {
             PrefixVerdict::Wait => Step::wait(),
@@ -154,7 +180,7 @@ impl Fanout {
                     ..Step::wait()
                 }
             }
-            PrefixVerdict::Commit => self.choose(i),
+            PrefixVerdict::Commit => self.ready(i),
         }
     }
 
@@ -266,6 +292,7 @@ impl Fanout {
     /// Chooses miner `i`: its held text goes out, every other miner is dropped.
     fn choose(&mut self, i: usize) -> Step {
         self.chosen = Some(i);
+        self.commit_chars = Some(self.miners[i].chars);
         let miner = &mut self.miners[i];
         let text = miner.record.text.as_str();
         let mut start = 0;
@@ -347,7 +374,7 @@ mod tests {
 
     const PROMPT: &str = "Tell me a story";
 
-    fn fanout(k: u16, strategy: Strategy) -> Fanout {
+    pub(super) fn fanout(k: u16, strategy: Strategy) -> Fanout {
         let targets: Vec<MinerTarget> = (0..k)
             .map(|i| MinerTarget {
                 uid: 100 + i,

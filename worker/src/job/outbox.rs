@@ -144,6 +144,8 @@ mod tests {
                 miners: vec![],
                 time_to_first_chunk: None,
                 text_held: Default::default(),
+                commit: None,
+                failovers: Vec::new(),
             }
         };
         let cancel = CancellationToken::new();
@@ -180,6 +182,8 @@ mod tests {
                 miners: vec![],
                 time_to_first_chunk: None,
                 text_held: Default::default(),
+                commit: None,
+                failovers: Vec::new(),
             }
         };
         let report = outbox

@@ -38,17 +38,22 @@ pub(crate) async fn insert_batch(
             m.text_sha256.push(miner.text.sha256.clone());
             m.clean_reason.push(miner.clean_reason.clone());
             m.selected.push(miner.selected);
+            m.axon.push(miner.quality.axon.clone());
+            m.verdict.push(miner.quality.verdict.clone());
+            m.continuation.push(miner.quality.continuation);
         }
     }
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO completions (request_id, created_at, api_key_id, endpoint, netuid, k, timeout_s,
              strategy, sampling_mode, exclude, roles, messages, messages_sha256, selected_uid,
-             completion, completion_sha256, status, error, time_to_first_chunk_ms, total_ms, k_asked)
+             completion, completion_sha256, status, error, time_to_first_chunk_ms, total_ms, k_asked,
+             selection, commit_uid, commit_chars, commit_ms, failovers)
          SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::int[],
              $6::int[], $7::float8[], $8::text[], $9::text[], $10::jsonb[], $11::jsonb[],
              $12::jsonb[], $13::text[], $14::int[], $15::text[], $16::text[], $17::text[],
-             $18::text[], $19::float8[], $20::float8[], $21::int[])
+             $18::text[], $19::float8[], $20::float8[], $21::int[], $22::jsonb[], $23::int[],
+             $24::int[], $25::float8[], $26::jsonb[])
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(&c.request_id)
@@ -72,15 +77,21 @@ pub(crate) async fn insert_batch(
     .bind(&c.ttfc)
     .bind(&c.total)
     .bind(&c.k_asked)
+    .bind(&c.selection)
+    .bind(&c.commit_uid)
+    .bind(&c.commit_chars)
+    .bind(&c.commit_ms)
+    .bind(&c.failovers)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     sqlx::query(
         "INSERT INTO miner_responses (request_id, uid, created_at, hotkey, outcome, status_code,
-             time_to_first_byte_ms, total_ms, chunks, bytes, text, text_sha256, clean_reason, selected)
+             time_to_first_byte_ms, total_ms, chunks, bytes, text, text_sha256, clean_reason, selected,
+             axon, verdict, continuation)
          SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::text[],
              $6::int[], $7::float8[], $8::float8[], $9::int[], $10::int8[], $11::text[],
-             $12::text[], $13::text[], $14::bool[])
+             $12::text[], $13::text[], $14::bool[], $15::text[], $16::text[], $17::bool[])
          ON CONFLICT (request_id, uid) DO NOTHING",
     )
     .bind(&m.request_id)
@@ -97,6 +108,9 @@ pub(crate) async fn insert_batch(
     .bind(&m.text_sha256)
     .bind(&m.clean_reason)
     .bind(&m.selected)
+    .bind(&m.axon)
+    .bind(&m.verdict)
+    .bind(&m.continuation)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -148,6 +162,11 @@ struct CompletionColumns {
     ttfc: Vec<Option<f64>>,
     total: Vec<f64>,
     k_asked: Vec<i32>,
+    selection: Vec<Option<serde_json::Value>>,
+    commit_uid: Vec<Option<i32>>,
+    commit_chars: Vec<Option<i32>>,
+    commit_ms: Vec<Option<f64>>,
+    failovers: Vec<Option<serde_json::Value>>,
 }
 
 impl CompletionColumns {
@@ -174,6 +193,14 @@ impl CompletionColumns {
         self.ttfc.push(r.time_to_first_chunk_ms);
         self.total.push(r.total_ms);
         self.k_asked.push(r.miners.len() as i32);
+        let q = &r.quality;
+        let json = |v: &serde_json::Value| (!v.is_null()).then(|| v.clone());
+        self.selection.push(json(&q.selection));
+        self.commit_uid.push(q.commit_uid.map(i32::from));
+        self.commit_chars
+            .push(q.commit_chars.map(|c| c.min(i32::MAX as u32) as i32));
+        self.commit_ms.push(q.commit_ms);
+        self.failovers.push(json(&q.failovers));
     }
 }
 
@@ -193,4 +220,30 @@ struct MinerColumns {
     text_sha256: Vec<Option<String>>,
     clean_reason: Vec<Option<String>>,
     selected: Vec<bool>,
+    axon: Vec<Option<String>>,
+    verdict: Vec<Option<String>>,
+    continuation: Vec<bool>,
+}
+
+/// Judged replies since `since`, grouped per miner (hotkey, axon), verdict and minute: what
+/// the workers' reliability scores are made of.
+pub(crate) async fn verdict_buckets(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> Result<Vec<crate::store::scores::VerdictBucket>, StoreError> {
+    let rows: Vec<crate::store::scores::BucketRow<DateTime<Utc>>> = sqlx::query_as(
+        "SELECT hotkey, axon, verdict, date_trunc('minute', created_at), count(*),
+                coalesce(sum(time_to_first_byte_ms), 0)::float8, count(time_to_first_byte_ms)
+         FROM miner_responses
+         WHERE created_at > $1 AND verdict IS NOT NULL AND verdict <> 'unknown'
+               AND axon IS NOT NULL
+         GROUP BY 1, 2, 3, 4",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(crate::store::scores::VerdictBucket::from)
+        .collect())
 }
