@@ -193,6 +193,10 @@ async fn one_chat_is_one_trace_from_the_api_to_every_miner() {
     assert_eq!(server.service, "test-api");
     assert_eq!(server.attributes["http.route"], "/chat/");
     assert_eq!(server.attributes["http.response.status_code"], "200");
+    // The caller's key id, never the key.
+    let key_id = &server.attributes["sn1.api_key_id"];
+    assert!(key_id.starts_with("kid-"), "{key_id}");
+    assert!(spans.iter().all(|s| s.attributes.values().all(|v| !v.contains(&stack.key))));
     assert!(!server.error);
     let trace: Vec<&Got> = spans
         .iter()
