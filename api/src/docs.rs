@@ -23,6 +23,8 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::chat::echo,
         routes::ops::livez,
         routes::ops::readyz,
+        crate::web::status::status,
+        crate::web::request::request,
         routes::openai::chat_completions,
         routes::openai::models,
         routes::openai::model,

@@ -241,3 +241,57 @@ async fn sqlite_and_postgres_give_the_same_status() {
     };
     assert_eq!(strip(from_sqlite), strip(from_postgres));
 }
+
+/// One request's fan-out (the playground's request link): the request and its miners, the
+/// selected one first; an unknown or malformed id is not found.
+async fn fan_out(store: &Store, now: DateTime<Utc>) -> sn1_contracts::store::status::RequestFanOut {
+    let record = request(
+        now,
+        1,
+        "answered",
+        vec![
+            reply(3, "5Hotkey3", "empty", Some(50.0)),
+            reply(1, "5Hotkey1", "ok", Some(90.0)),
+            reply(2, "5Hotkey2", "cancelled", None),
+        ],
+    );
+    store.insert_audit(&[&record]).await.unwrap();
+    let found = store
+        .request_fan_out(&record.request_id)
+        .await
+        .unwrap()
+        .expect("the request");
+    assert_eq!(found.request_id, record.request_id);
+    assert_eq!((found.status.as_str(), found.k_asked), ("answered", 3));
+    let order: Vec<(i64, &str)> = found
+        .miners
+        .iter()
+        .map(|m| (m.uid, m.outcome.as_str()))
+        .collect();
+    assert_eq!(order, [(1, "ok"), (3, "empty"), (2, "cancelled")]);
+    assert!(found.miners[0].selected && !found.miners[1].selected);
+    assert_eq!(found.miners[1].time_to_first_byte_ms, Some(50.0));
+    for missing in [uuid::Uuid::now_v7().to_string(), "not-a-uuid".to_string()] {
+        assert_eq!(store.request_fan_out(&missing).await.unwrap(), None);
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_request_fan_out_reads_the_same_from_both_backends() {
+    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let dir = std::env::temp_dir().join(format!("sn1-fan-out-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = Store::sqlite(&dir.join("fan-out.sqlite3")).await.unwrap();
+    let mut from_sqlite = fan_out(&sqlite, now).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = sn1_contracts::store::testing::fresh_database("fanout")
+        .await
+        .unwrap();
+    let postgres = Store::postgres(&url, 2).await.unwrap();
+    postgres.migrate().await.unwrap();
+    let mut from_postgres = fan_out(&postgres, now).await;
+    from_sqlite.request_id.clear();
+    from_postgres.request_id.clear();
+    assert_eq!(from_sqlite, from_postgres);
+}

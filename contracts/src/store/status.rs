@@ -9,6 +9,13 @@
 //! Both backends answer the same: their queries (`postgres/status.rs`, `sqlite/status.rs`)
 //! return the same raw rows ([`AuditWindow`]) and everything else — percentiles interpolated
 //! as Postgres's `percentile_cont`, empty minutes filled, rates — is computed here, once.
+//!
+//! Also one request's fan-out ([`fan_out`], [`Store::request_fan_out`]), which the
+//! playground links to.
+
+mod fan_out;
+
+pub use fan_out::{MinerReply, RequestFanOut};
 
 use super::{SnapshotInfo, Store, StoreError, postgres, sqlite};
 use crate::metagraph::{Metagraph, Neuron};

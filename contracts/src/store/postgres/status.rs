@@ -4,7 +4,9 @@
 //! narrows them to that subnet's requests.
 
 use crate::store::StoreError;
-use crate::store::status::{AuditWindow, ERROR_STATUSES, HealthRow, OrderStat, TTFB_BUCKETS_MS};
+use crate::store::status::{
+    AuditWindow, ERROR_STATUSES, HealthRow, MinerReply, OrderStat, RequestFanOut, TTFB_BUCKETS_MS,
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -110,4 +112,37 @@ pub(crate) async fn audit_window(
             .collect(),
         minutes,
     })
+}
+
+pub(crate) async fn request_fan_out(
+    pool: &PgPool,
+    request_id: &str,
+) -> Result<Option<RequestFanOut>, StoreError> {
+    // An id that is not a UUID is simply not found.
+    let Ok(request_id) = uuid::Uuid::parse_str(request_id) else {
+        return Ok(None);
+    };
+    let request: Option<RequestFanOut> = sqlx::query_as(
+        "SELECT request_id::text AS request_id, created_at, endpoint, netuid::bigint AS netuid,
+                k::bigint AS k, k_asked::bigint AS k_asked, strategy, status, error,
+                selected_uid::bigint AS selected_uid, time_to_first_chunk_ms, total_ms
+         FROM completions WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(mut request) = request else {
+        return Ok(None);
+    };
+    request.miners = sqlx::query_as::<_, MinerReply>(
+        "SELECT uid::bigint AS uid, hotkey, outcome, status_code::bigint AS status_code,
+                time_to_first_byte_ms, total_ms, chunks::bigint AS chunks, bytes, clean_reason,
+                selected
+         FROM miner_responses WHERE request_id = $1
+         ORDER BY selected DESC, time_to_first_byte_ms NULLS LAST, uid",
+    )
+    .bind(request_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(request))
 }

@@ -5,7 +5,9 @@
 //! (`+00:00`), so they compare as text and their first 16 characters are their minute.
 
 use crate::store::StoreError;
-use crate::store::status::{AuditWindow, ERROR_STATUSES, HealthRow, OrderStat, TTFB_BUCKETS_MS};
+use crate::store::status::{
+    AuditWindow, ERROR_STATUSES, HealthRow, MinerReply, OrderStat, RequestFanOut, TTFB_BUCKETS_MS,
+};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::SqlitePool;
 
@@ -133,4 +135,31 @@ pub(crate) async fn audit_window(
             .map(|(m, requests, errors)| Ok((minute(&m)?, requests, errors)))
             .collect::<Result<_, StoreError>>()?,
     })
+}
+
+pub(crate) async fn request_fan_out(
+    pool: &SqlitePool,
+    request_id: &str,
+) -> Result<Option<RequestFanOut>, StoreError> {
+    let request: Option<RequestFanOut> = sqlx::query_as(
+        "SELECT request_id, created_at, endpoint, netuid, k, k_asked, strategy, status, error,
+                selected_uid, time_to_first_chunk_ms, total_ms
+         FROM completions WHERE request_id = ?",
+    )
+    .bind(request_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(mut request) = request else {
+        return Ok(None);
+    };
+    request.miners = sqlx::query_as::<_, MinerReply>(
+        "SELECT uid, hotkey, outcome, status_code, time_to_first_byte_ms, total_ms, chunks, bytes,
+                clean_reason, selected
+         FROM miner_responses WHERE request_id = ?
+         ORDER BY selected DESC, time_to_first_byte_ms IS NULL, time_to_first_byte_ms, uid",
+    )
+    .bind(request_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(request))
 }
