@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the public HTTP contract: starts `sn1-gateway standalone --simnet` on a free port with a
-# known key, runs schemathesis against its /openapi.json with that key, and fails on any 5xx,
+# known key (and admin key: `/admin/keys` is fuzzed too, on its SQLite), runs schemathesis against its /openapi.json with that key, and fails on any 5xx,
 # any answer the document does not describe (status, content type, headers, body schema), and
 # any request the document forbids that is not refused with a 4xx. Under a minute once built.
 #
@@ -30,6 +30,7 @@ fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 key="schemathesis-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+admin="schemathesis-admin-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 work=$(mktemp -d)
 gateway_pid=""
 cleanup() {
@@ -41,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT="$port" HOST=127.0.0.1 EXPECTED_ACCESS_KEY="$key" DATA_DIR="$work/data" RUST_LOG=warn \
+PORT="$port" HOST=127.0.0.1 EXPECTED_ACCESS_KEY="$key" ADMIN_KEY="$admin" DATA_DIR="$work/data" RUST_LOG=warn \
     "$bin" standalone --simnet --simnet-misbehaving 0 --simnet-first-byte-ms 1 \
     --simnet-latency-spread-ms 0 --simnet-chunk-gap-ms 1 >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
@@ -62,6 +63,7 @@ curl -fsS "$base/readyz" >/dev/null
 status=0
 SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py "${st[@]}" run "$base/openapi.json" \
     --header "api_key: $key" \
+    --header "Authorization: Bearer $admin" \
     --checks all \
     --exclude-checks positive_data_acceptance \
     --phases examples,coverage,fuzzing \

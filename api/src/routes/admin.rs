@@ -89,16 +89,21 @@ fn guard<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Store, Admi
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// Who the key is for (1 to 200 characters).
+    /// Who the key is for (1 to 200 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
     /// Requests per minute, for the whole fleet (none: no limit).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     rpm: Option<u32>,
     /// Answers in flight at once, for the whole fleet (none: no limit).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     max_streams: Option<u32>,
-    /// Lifetime, e.g. `30d`, `12h` (none: never expires).
+    /// Lifetime: a number and a unit (`ms`, `s`, `m`, `h`, `d`, `w`), e.g. `30d` (none: never
+    /// expires).
     #[serde(default)]
+    #[schema(pattern = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w)?\s*$")]
     expires: Option<String>,
 }
 
@@ -108,15 +113,15 @@ pub struct CreateKey {
 pub struct ChangeKey {
     /// New requests per minute (`null`: no limit).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 2147483647)]
     rpm: Option<Option<u32>>,
     /// New answers in flight at once (`null`: no limit).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 2147483647)]
     max_streams: Option<Option<u32>>,
     /// New lifetime from now, e.g. `30d` (`null`: never expires).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w)?\s*$")]
     expires: Option<Option<String>>,
 }
 
@@ -137,8 +142,14 @@ pub struct KeyList {
     keys: Vec<KeyInfo>,
 }
 
+/// The body, which must be one JSON object (serde would also take a struct as an array).
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(bad("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| bad(format!("invalid body: {e}")))
 }
 
 /// Makes a key; the answer holds the key itself, shown this once.

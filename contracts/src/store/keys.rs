@@ -178,10 +178,19 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The expiry `lifetime` from now (`30d`, `12h`, … as every duration of the configuration).
+/// The longest lifetime a key may be given: 100 years.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The expiry `lifetime` from now (`30d`, `12h`, … as every duration of the configuration), at
+/// most [`MAX_LIFETIME`].
 pub fn expires_in(lifetime: &str) -> Result<DateTime<Utc>, String> {
-    let lifetime = crate::duration::parse_duration(lifetime)?;
-    chrono::Duration::from_std(lifetime)
+    let parsed = crate::duration::parse_duration(lifetime)?;
+    if parsed > MAX_LIFETIME {
+        return Err(format!(
+            "expiry {lifetime:?} is more than 100 years away (omit it for a key that never expires)"
+        ));
+    }
+    chrono::Duration::from_std(parsed)
         .ok()
         .and_then(|d| Utc::now().checked_add_signed(d))
         .ok_or_else(|| format!("expiry {lifetime:?} is too far away"))
@@ -313,6 +322,14 @@ mod tests {
             key_sha256("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn expiry_is_a_duration_from_now_and_at_most_a_century() {
+        let in_a_day = expires_in("1d").unwrap() - Utc::now();
+        assert!((in_a_day.num_seconds() - 86_400).abs() <= 1);
+        assert!(expires_in("500000w").unwrap_err().contains("100 years"));
+        assert!(expires_in("soon").is_err());
     }
 
     #[test]
