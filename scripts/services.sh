@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests use are up on this machine: NATS with JetStream on
 # 127.0.0.1:4222 and PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`). Starts them
-# when they are installed but stopped, installs them from the Debian packages when missing.
+# when they are installed but stopped, installs them from the Debian packages when missing;
+# installs Chromium and its WebDriver for the browser test the same way.
 # Idempotent; safe to run on a machine where both already run.
 set -euo pipefail
 
@@ -79,5 +80,14 @@ ensure_postgres() {
   done
 }
 
+ensure_chromium() {
+  # tests/web.rs drives Debian's chromium through chromedriver (WebDriver).
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    log "installing chromium and chromium-driver from the Debian packages (tests/web.rs)"
+    apt_install chromium chromium-driver
+  fi
+}
+
 ensure_nats
 ensure_postgres
+ensure_chromium

@@ -167,6 +167,17 @@ async fn the_pages_work_in_a_real_browser() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 
+    // Some traffic first, so the charts and the table have something to show.
+    let asks = (0..12).map(|i| {
+        let body = serde_json::json!({"k": 3, "timeout": 15, "roles": ["user"],
+            "messages": [format!("Warm-up question {i}")]});
+        let url = format!("{base}/chat");
+        let key = key.clone();
+        async move { post_ndjson(&url, &key, &body).await.status }
+    });
+    let statuses = futures::future::join_all(asks).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_browser.py");
@@ -215,4 +226,106 @@ async fn the_pages_work_in_a_real_browser() {
     }
     assert!(replies > 0, "no audited reply in /api/status");
     eprintln!("{stdout}");
+}
+
+/// A neuron of the distributed test's snapshot.
+fn neuron(uid: u16, validator: bool) -> sn1_contracts::metagraph::NeuronRow {
+    sn1_contracts::metagraph::NeuronRow {
+        uid,
+        hotkey: format!("5WebHotkey{uid}"),
+        coldkey: format!("5WebCold{uid}"),
+        active: true,
+        axon_ip: format!("10.0.0.{}", uid + 1),
+        axon_port: 8091,
+        axon_ip_type: 4,
+        axon_protocol: 4,
+        axon_version: 1,
+        stake_tao: if validator { 10_000.0 } else { 1.0 },
+        incentive: 0.25,
+        consensus: 0.0,
+        dividends: 0.0,
+        validator_trust: 0.0,
+        emission_tao: 0.0,
+        validator_permit: validator,
+        last_update: 1,
+    }
+}
+
+/// Distributed mode: an `sn1-gateway api` with `DATABASE_URL` serves the same pages and reads
+/// the status from Postgres (the syncer's snapshot); one without answers 503 `no_database`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_distributed_api_reads_the_status_from_postgres() {
+    let url = sn1_contracts::store::testing::fresh_database("web")
+        .await
+        .unwrap();
+    let store = sn1_contracts::store::Store::postgres(&url, 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut lock = store.try_lock_sync(1).await.unwrap().unwrap();
+    let neurons: Vec<_> = (0..4).map(|uid| neuron(uid, uid == 0)).collect();
+    lock.store_snapshot(4242, "0x1092", &neurons).await.unwrap();
+    lock.release().await;
+
+    let prefix = unique_prefix("web-dist");
+    let start = |database: Option<&str>| {
+        let port = free_port();
+        let mut env = vec![
+            ("NATS_URL", nats_url()),
+            ("NATS_PREFIX", prefix.clone()),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", format!("key-{prefix}")),
+        ];
+        if let Some(url) = database {
+            env.push(("DATABASE_URL", url.to_string()));
+        }
+        let name = format!("{prefix}-api-{}", database.is_some());
+        (Proc::start(&name, &["api"], &env), port)
+    };
+    let (with_db, port) = start(Some(&url));
+    let (without_db, bare_port) = start(None);
+    for p in [port, bare_port] {
+        wait_ok(
+            &format!("http://127.0.0.1:{p}/readyz"),
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ok(&format!("{base}/status"), Duration::from_secs(5)).await;
+    let status = status_json(&base).await;
+    assert_eq!(
+        (status["netuid"].as_u64(), status["block"].as_u64()),
+        (Some(1), Some(4242))
+    );
+    let counts = &status["counts"];
+    assert_eq!(
+        (counts["neurons"].as_u64(), counts["validators"].as_u64()),
+        (Some(4), Some(1)),
+        "{status}"
+    );
+    let uids: Vec<u64> = status["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids, [1, 2, 3], "{status}\n{}", with_db.log_text());
+    assert_eq!(status["miners"][0]["axon"], "10.0.0.2:8091");
+
+    let bare = reqwest::get(format!("http://127.0.0.1:{bare_port}/api/status"))
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 503);
+    let body: Value = bare.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "no_database", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DATABASE_URL"),
+        "{body}\n{}",
+        without_db.log_text()
+    );
 }

@@ -22,7 +22,7 @@ function drawBars(svg, bars, options) {
   const opts = options || {};
   const width = 360;
   const height = 170;
-  const left = 30;
+  const left = 38;
   const bottom = 22;
   const top = 8;
   const plotW = width - left - 4;
@@ -42,7 +42,8 @@ function drawBars(svg, bars, options) {
     return;
   }
   const slot = plotW / bars.length;
-  const gap = slot > 6 ? Math.min(4, slot * 0.2) : 0;
+  // A few bars stay slim (centred in their slot); many get a hairline gap, then none.
+  const gap = slot > 6 ? Math.max(Math.min(4, slot * 0.2), slot - 40) : 0;
   const every = opts.labelEvery || 1;
   const scale = (v) => (Math.min(v, max) / max) * plotH;
   bars.forEach((b, i) => {
