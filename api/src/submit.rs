@@ -66,6 +66,13 @@ pub struct Submission {
     pub stream: bool,
 }
 
+impl Submission {
+    /// Characters of the prompt (Unicode scalar values): what its token estimate counts.
+    pub fn prompt_chars(&self) -> usize {
+        self.params.messages.iter().map(|m| m.chars().count()).sum()
+    }
+}
+
 /// A job a worker has taken: its events, and its id (`x-request-id`).
 pub struct Submitted {
     /// The job's events, relayed.
@@ -99,13 +106,7 @@ pub async fn submit(
         .inbox()
         .await
         .map_err(|e| ApiError::QueueUnavailable(e.to_string()))?;
-    let prompt_chars = submission
-        .params
-        .messages
-        .iter()
-        .map(|m| m.chars().count())
-        .sum();
-    caller.asks(submission.stream, prompt_chars);
+    caller.asks(submission.stream, submission.prompt_chars());
     let job = ChatJob {
         request_id: request_id.to_string(),
         events_to: inbox.address().to_string(),

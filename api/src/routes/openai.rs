@@ -37,13 +37,6 @@ pub async fn chat_completions(
         &state.config.models,
         admitted.received_at,
     )?;
-    let prompt_chars: usize = parsed
-        .parsed
-        .params
-        .messages
-        .iter()
-        .map(|m| m.chars().count())
-        .sum();
     let stream = parsed.parsed.stream;
     let submission = Submission {
         endpoint: Endpoint::Chat,
@@ -52,12 +45,13 @@ pub async fn chat_completions(
         deadline: parsed.parsed.deadline,
         stream,
     };
+    let prompt_tokens = estimate_tokens(submission.prompt_chars());
     let Submitted { relay, request_id } = submit::submit(&state, admitted, submission).await?;
     let answering = Answering {
         id: format!("chatcmpl-{request_id}"),
         model: parsed.model,
         created: chrono::Utc::now().timestamp(),
-        prompt_tokens: estimate_tokens(prompt_chars),
+        prompt_tokens,
         include_usage: parsed.include_usage,
     };
     if stream {
