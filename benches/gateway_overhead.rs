@@ -9,7 +9,9 @@
 //!
 //! Side by side with another build: `SN1_BASELINE_BIN=/path/to/old/sn1-gateway cargo bench
 //! --bench gateway_overhead` starts that build's api and worker too (same miners, own NATS
-//! prefix) and measures both in the same rounds, one row each.
+//! prefix) and measures both in the same rounds, one row each. A third row is this build called
+//! with a managed API key (`DATABASE_URL` on the api, a fresh database on the local Postgres):
+//! what admitting a request through the store adds.
 
 #![allow(
     clippy::unwrap_used,
@@ -163,6 +165,19 @@ async fn main() {
         let g = Sn1Gateway::start(label, bin, &nats, &mg_path, logs.path(), &concurrency).await;
         gateways.push(g);
     }
+    // This build again, called with a managed key: each request admitted through Postgres.
+    match managed_key().await {
+        Ok((database_url, key)) => {
+            let bin = Path::new(env!("CARGO_BIN_EXE_sn1-gateway"));
+            let place = (nats.as_str(), mg_path.as_path(), logs.path());
+            let api_env = [("DATABASE_URL", database_url)];
+            let mut g =
+                Sn1Gateway::start_with("managed key", bin, place, &concurrency, &api_env).await;
+            g.key = key;
+            gateways.push(g);
+        }
+        Err(e) => println!("(no managed-key row: {e})"),
+    }
     let seed: [u8; 32] = rand::random();
     let hotkey = Hotkey::from_seed_hex(&format!("0x{}", hex::encode(seed))).expect("key");
     let dendrite = Dendrite::new(
@@ -196,7 +211,7 @@ async fn main() {
     // Warm up connections and caches on every path.
     for _ in 0..3 {
         for g in &gateways {
-            through_gateway(&client, &g.url, KEY, 1).await;
+            through_gateway(&client, &g.url, &g.key, 1).await;
         }
         direct(&dendrite, &targets[..1], &prompt).await;
     }
@@ -236,11 +251,11 @@ async fn main() {
                 let cpu_before = g.cpu_seconds();
                 let tasks: Vec<_> = (0..streams)
                     .map(|_| {
-                        let (c, u) = (client.clone(), g.url.clone());
+                        let (c, u, key) = (client.clone(), g.url.clone(), g.key.clone());
                         tokio::spawn(async move {
                             let mut out = Vec::new();
                             for _ in 0..rounds {
-                                out.push(through_gateway(&c, &u, KEY, k).await);
+                                out.push(through_gateway(&c, &u, &key, k).await);
                             }
                             out
                         })
@@ -269,6 +284,28 @@ async fn main() {
         }
     }
     disconnect_to_close(&nats, logs.path(), if benching { 20 } else { 2 }).await;
+}
+
+/// A fresh migrated database on the local Postgres and a managed key in it, with limits far
+/// above the load (so every admission takes the whole path: bucket, leases, usage).
+async fn managed_key() -> Result<(String, String), String> {
+    use sn1_contracts::store::Store;
+    use sn1_contracts::store::keys::{KeyLimits, NewKey};
+    let url = sn1_contracts::store::testing::fresh_database("bench")
+        .await
+        .map_err(|e| format!("no Postgres: {e}"))?;
+    let store = Store::postgres(&url, 2).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let new = NewKey {
+        name: "benchmark".into(),
+        limits: KeyLimits {
+            rpm: Some(100_000_000),
+            max_streams: Some(1_000_000),
+        },
+        expires_at: None,
+    };
+    let made = store.create_key(&new).await.map_err(|e| e.to_string())?;
+    Ok((url, made.key))
 }
 
 /// How long after a client disconnects the miners' connections are closed: in-process

@@ -206,6 +206,8 @@ pub struct Sn1Gateway {
     pub label: String,
     /// `http://127.0.0.1:<port>/chat`
     pub url: String,
+    /// The API key its requests send ([`KEY`], or a managed key).
+    pub key: String,
     pub api: Child,
     pub worker: Child,
 }
@@ -220,6 +222,17 @@ impl Sn1Gateway {
         mg: &Path,
         logs: &Path,
         worker_env: &[(&str, String)],
+    ) -> Self {
+        Self::start_with(label, bin, (nats, mg, logs), worker_env, &[]).await
+    }
+
+    /// [`Sn1Gateway::start`] with extra environment for the api too.
+    pub async fn start_with(
+        label: &str,
+        bin: &Path,
+        (nats, mg, logs): (&str, &Path, &Path),
+        worker_env: &[(&str, String)],
+        api_env: &[(&str, String)],
     ) -> Self {
         let prefix = format!("bench{:08x}", rand::random::<u32>());
         let tag = label.replace(' ', "-");
@@ -240,23 +253,19 @@ impl Sn1Gateway {
             logs,
         );
         let port = free_port();
-        let mut api = spawn_bin(
-            bin,
-            &api_name,
-            &["api"],
-            &[
-                ("NATS_URL", nats.to_string()),
-                ("NATS_PREFIX", prefix),
-                ("PORT", port.to_string()),
-                ("HOST", "127.0.0.1".into()),
-                ("EXPECTED_ACCESS_KEY", KEY.to_string()),
-                // Newer builds' api serves /metrics on an ops port of its own.
-                ("OPS_PORT", free_port().to_string()),
-                // Keys the ids of API keys in the audit log (newer builds require it).
-                ("KEY_ID_SECRET", "5e".repeat(32)),
-            ],
-            logs,
-        );
+        let mut env = vec![
+            ("NATS_URL", nats.to_string()),
+            ("NATS_PREFIX", prefix),
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("EXPECTED_ACCESS_KEY", KEY.to_string()),
+            // Newer builds' api serves /metrics on an ops port of its own.
+            ("OPS_PORT", free_port().to_string()),
+            // Keys the ids of API keys in the audit log (newer builds require it).
+            ("KEY_ID_SECRET", "5e".repeat(32)),
+        ];
+        env.extend(api_env.iter().cloned());
+        let mut api = spawn_bin(bin, &api_name, &["api"], &env, logs);
         let mut watch = [
             (worker_name.as_str(), &mut worker),
             (api_name.as_str(), &mut api),
@@ -266,6 +275,7 @@ impl Sn1Gateway {
         Sn1Gateway {
             label: label.to_owned(),
             url: format!("http://127.0.0.1:{port}/chat"),
+            key: KEY.into(),
             api,
             worker,
         }
