@@ -159,6 +159,9 @@ async fn run_after(
     let mut first_chunk = None;
     let mut committed_at = None;
     let (mut stall_at, mut hedge_at) = (None, None);
+    // When each miner last sent text: a stall is silence since then, even if it began before
+    // the commit (a hedged commit can pick a miner that already went quiet).
+    let mut last_text = vec![tokio::time::Instant::now(); request.targets.len()];
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
     let deadline = tokio::time::sleep_until(request.deadline.instant());
     tokio::pin!(deadline);
@@ -182,6 +185,9 @@ async fn run_after(
             msg = rx.recv() => match msg {
                 Some(MinerMsg::Chunk(i, text)) => {
                     touched = Some(i);
+                    if let Some(at) = last_text.get_mut(i) {
+                        *at = tokio::time::Instant::now();
+                    }
                     fanout.on_chunk(i, text)
                 }
                 Some(MinerMsg::Done(i, outcome)) => fanout.on_done(i, outcome),
@@ -204,7 +210,7 @@ async fn run_after(
         let now = tokio::time::Instant::now();
         stall_at = match (fanout.streaming(), request.quality.stall_after) {
             (Some(i), Some(after)) if touched == Some(i) || streaming_before != Some(i) => {
-                Some(now + after)
+                Some(last_text.get(i).copied().unwrap_or(now) + after)
             }
             (Some(_), Some(_)) => stall_at,
             _ => None,
@@ -220,7 +226,7 @@ async fn run_after(
         .commit_point()
         .zip(committed_at)
         .map(|((uid, chars), after)| CommitPoint { uid, chars, after });
-    let stalled = fanout.stalled_uid();
+    let interrupted = fanout.interrupted();
     let miners = fanout.finish();
     for (span, record) in readers.spans.iter().zip(&miners) {
         miner_span::finish(span, record);
@@ -233,10 +239,11 @@ async fn run_after(
         commit,
         failovers: Vec::new(),
     };
-    match stalled {
-        Some(uid) => {
+    match interrupted {
+        Some((uid, why)) => {
             let stall = failover::Stall {
                 uid,
+                why,
                 sent,
                 started,
                 continuing,

@@ -37,13 +37,19 @@ const STALL_AFTER: Duration = Duration::from_millis(400);
 /// first) stalls after 3 chunks when `staller` is set; the others answer. All answer the same
 /// text, so any can continue another.
 async fn fleet(n: u16, staller: bool) -> Fleet {
+    let bad = staller.then_some(Misbehaviour::StallAfter { chunks: 3 });
+    fleet_with(n, bad).await
+}
+
+/// Like [`fleet`], the highest uid misbehaving as `bad`.
+async fn fleet_with(n: u16, bad: Option<Misbehaviour>) -> Fleet {
     let configs = (0..n)
         .map(|uid| {
             let mut c = SimMinerConfig::for_uid(uid).unwrap();
             c.reply.same_for_all = true;
             c.reply.chunk_delay = Duration::from_millis(10);
-            if staller && uid == n - 1 {
-                c.misbehaviour = Some(Misbehaviour::StallAfter { chunks: 3 });
+            if uid == n - 1 {
+                c.misbehaviour = bad.clone();
             }
             c
         })
@@ -162,6 +168,22 @@ async fn a_stalling_committed_miner_is_failed_over_and_the_client_gets_the_whole
         .map(|m| m.quality.verdict.clone().unwrap())
         .collect();
     assert_eq!(verdicts, vec!["stalled", "usable"]);
+}
+
+#[tokio::test]
+async fn a_committed_miner_whose_reply_breaks_off_is_continued_too() {
+    let fleet = fleet_with(3, Some(Misbehaviour::Reset { after_chunks: 2 })).await;
+    let runner = runner(&fleet, quality(2));
+    let (summary, text, last) = run(&runner, &job(1, SamplingMode::TopIncentive, 20)).await;
+    assert_eq!(summary.status, JobStatus::Answered, "{:?}", summary.error);
+    assert_eq!(text, fleet_answer(QUESTION));
+    assert!(
+        matches!(last, Some(WorkerEvent::Done { uid: 1, .. })),
+        "{last:?}"
+    );
+    let f = &summary.failovers[0];
+    assert_eq!((f.from_uid, f.to_uid, f.at_chars), (2, Some(1), 32));
+    assert!(f.reason.contains("broke off"), "{}", f.reason);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Stall failover by continuation: when the committed miner goes silent mid-answer, spare
+//! Stall failover by continuation: when the committed miner goes silent mid-answer (or its
+//! reply breaks off: a reset, an error after some text), spare
 //! miners are asked to continue it — the conversation plus the text already sent as a partial
 //! `assistant` turn — and the first usable continuation is streamed on, so the client gets one
 //! coherent answer. Every protocol the worker speaks carries roles (both synapse shapes send
@@ -79,6 +80,8 @@ pub struct FailoverRecord {
 pub(super) struct Stall {
     /// The stalled miner.
     pub uid: u16,
+    /// [`super::STALLED`], or why its reply broke off.
+    pub why: String,
     /// Every character the client has so far.
     pub sent: String,
     /// When the stalled fan-out started.
@@ -100,12 +103,19 @@ pub(super) async fn continue_answer(
     let failover = &request.quality.failover;
     let at_chars = stall.sent.chars().count();
     let idle = request.quality.stall_after.unwrap_or_default().as_millis();
-    let reason = format!("stalled: no text for {idle} ms after {at_chars} characters");
+    let reason = match stall.why.as_str() {
+        super::STALLED => format!("stalled: no text for {idle} ms after {at_chars} characters"),
+        why => format!("{why} after {at_chars} characters"),
+    };
+    let not_continued = match stall.why.as_str() {
+        super::STALLED => NOT_CONTINUED.to_owned(),
+        why => format!("{why}; no other miner could continue it"),
+    };
     let width = failover.width.clamp(1, failover.spares.len().max(1));
     if failover.attempts == 0 || failover.spares.is_empty() {
         report.end = FanoutEnd::Broken {
             uid: stall.uid,
-            reason: NOT_CONTINUED.into(),
+            reason: not_continued.clone(),
         };
         report.failovers.push(FailoverRecord {
             from_uid: stall.uid,
@@ -177,7 +187,7 @@ pub(super) async fn continue_answer(
     report.end = match inner.end {
         FanoutEnd::TimedOut | FanoutEnd::NoAnswer => FanoutEnd::Broken {
             uid: stall.uid,
-            reason: NOT_CONTINUED.into(),
+            reason: not_continued.clone(),
         },
         other => other,
     };

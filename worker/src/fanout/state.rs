@@ -94,6 +94,8 @@ pub(crate) struct Fanout {
     commit_chars: Option<usize>,
     /// The chosen miner, once it was found stalled.
     stalled: Option<usize>,
+    /// The chosen miner and why, once its reply broke off mid-answer (reset, error).
+    broken: Option<(usize, String)>,
 }
 
 /// How much reply text one fan-out held.
@@ -137,6 +139,7 @@ impl Fanout {
             hedge_chars: 0,
             commit_chars: None,
             stalled: None,
+            broken: None,
         }
     }
 
@@ -212,6 +215,10 @@ impl Fanout {
         miner.done = true;
         miner.record.outcome = Some(outcome);
         if let Some(end) = chosen_end {
+            if let FanoutEnd::Broken { reason, .. } = &end {
+                // Broke off mid-answer: the driver may have another miner continue it.
+                self.broken = Some((i, reason.clone()));
+            }
             return Step::end(end);
         }
         if !racing || miner.record.rejected.is_some() || !self.judge_final(i) {

@@ -78,9 +78,15 @@ impl Fanout {
         }
     }
 
-    /// The uid of the chosen miner if it stalled.
-    pub fn stalled_uid(&self) -> Option<u16> {
-        self.stalled.map(|i| self.miners[i].record.target.uid)
+    /// The uid of the chosen miner and what happened, if it stalled or its reply broke off
+    /// before the answer was complete (either may be continued by another miner).
+    pub fn interrupted(&self) -> Option<(u16, String)> {
+        let uid = |i: usize| self.miners[i].record.target.uid;
+        match (&self.stalled, &self.broken) {
+            (Some(i), _) => Some((uid(*i), STALLED.to_owned())),
+            (None, Some((i, reason))) => Some((uid(*i), reason.clone())),
+            (None, None) => None,
+        }
     }
 
     /// (uid, characters it had sent) of the committed miner, once there is one.
@@ -132,7 +138,7 @@ mod tests {
         let step = f.on_stall();
         assert_eq!(step.drop, vec![1]);
         assert!(matches!(step.end, Some(FanoutEnd::Broken { uid: 101, .. })));
-        assert_eq!(f.stalled_uid(), Some(101));
+        assert_eq!(f.interrupted(), Some((101, STALLED.to_owned())));
         assert_eq!(f.finish()[1].rejected, Some(STALLED));
     }
 }
