@@ -152,6 +152,9 @@ async fn the_pages_work_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+    // The pages' third link.
+    let docs = client.get(format!("{base}/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 200, "/docs");
 
     // The JSON the page reads: the simulated subnet from the SQLite store.
     let status = status_json(&base).await;
