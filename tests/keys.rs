@@ -294,15 +294,22 @@ async fn keys_and_limits_hold_across_two_replicas() {
 
     // Usage in SQL (the README's query), the key id in the audit rows.
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await; // leases are given back in the background
-    let (requests, rejected): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(requests), 0)::bigint, coalesce(sum(rejected), 0)::bigint
-         FROM api_key_usage WHERE key_id = $1",
-    )
-    .bind(rpm_id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    // Each replica adds its usage once a second.
+    let start = Instant::now();
+    let (requests, rejected) = loop {
+        let (requests, rejected): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(requests), 0)::bigint, coalesce(sum(rejected), 0)::bigint
+             FROM api_key_usage WHERE key_id = $1",
+        )
+        .bind(rpm_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if requests >= admitted || start.elapsed() > Duration::from_secs(5) {
+            break (requests, rejected);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(requests, admitted, "requests served with the 10 rpm key");
     assert_eq!(rejected, 20 - admitted + 1, "requests refused");
     let start = Instant::now();

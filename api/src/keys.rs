@@ -3,9 +3,10 @@
 //!
 //! A managed key (`sn1-…`) is admitted with one store call per request ([`Store::admit_key`]):
 //! unknown, revoked and expired keys get 401, a key over its requests per minute or answers in
-//! flight gets 429 with `Retry-After`. The admission takes a lease that the [`Caller`] gives
-//! back, with the request's usage, when it is dropped (the answer ended, or the request failed
-//! before one started). Revocation and limit changes are read by that same call, so they hold
+//! flight gets 429 with `Retry-After`. For a key with `max_streams` the admission takes a lease
+//! that the [`Caller`] gives back when it is dropped (the answer ended, or the request failed
+//! before one started); the request's usage is tallied in memory then, and added to the store
+//! once a second ([`UsageTally`]), so a busy key's requests do not queue on its usage row. Revocation and limit changes are read by that same call, so they hold
 //! on every replica from the next request on.
 //!
 //! **When the store cannot be reached** (error, or no answer within [`ADMIT_TIMEOUT`]) the api
@@ -24,9 +25,11 @@ use crate::openai::response::estimate_tokens;
 use axum::http::HeaderMap;
 use sn1_contracts::store::Store;
 use sn1_contracts::store::keys::{Admission, KEY_PREFIX, KeyUsage, key_sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod memory;
+pub use memory::{RecentKeys, UsageTally};
 
 /// Longest wait for the store's verdict before it counts as unreachable.
 pub const ADMIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -34,31 +37,8 @@ pub const ADMIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a key admitted once is let in while the store cannot be reached.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(15 * 60);
 
-/// Managed keys this replica admitted recently (by hash), for when the store is unreachable.
-#[derive(Debug, Default)]
-pub struct RecentKeys {
-    seen: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-impl RecentKeys {
-    fn remember(&self, sha: &str, key_id: &str) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(sha.to_string(), (key_id.to_string(), Instant::now()));
-        }
-    }
-
-    fn forget(&self, sha: &str) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.remove(sha);
-        }
-    }
-
-    fn recall(&self, sha: &str) -> Option<String> {
-        let seen = self.seen.lock().ok()?;
-        let (id, at) = seen.get(sha)?;
-        (at.elapsed() < REMEMBER_FOR).then(|| id.clone())
-    }
-}
+/// How often a replica adds the usage it tallied to the store.
+pub const USAGE_EVERY: Duration = Duration::from_secs(1);
 
 /// An authenticated caller of one request.
 pub struct Caller {
@@ -67,11 +47,14 @@ pub struct Caller {
     lease: Option<Lease>,
 }
 
-/// A managed key's lease on one request, given back (with usage) when dropped.
+/// A managed key's hold on one request: its usage is tallied and its lease (if the key has
+/// `max_streams`) given back when the caller is dropped.
 struct Lease {
     store: Store,
+    tally: Arc<UsageTally>,
     request_id: uuid::Uuid,
-    usage: KeyUsage,
+    leased: bool,
+    streamed: bool,
     prompt_chars: usize,
     answer_chars: usize,
 }
@@ -87,7 +70,7 @@ impl Caller {
     /// Records what the request asks for: whether it streams, and its prompt's size.
     pub fn asks(&mut self, streamed: bool, prompt_chars: usize) {
         if let Some(lease) = &mut self.lease {
-            lease.usage.streamed = streamed;
+            lease.streamed = streamed;
             lease.prompt_chars = prompt_chars;
         }
     }
@@ -102,22 +85,24 @@ impl Caller {
 
 impl Drop for Caller {
     fn drop(&mut self) {
-        let Some(mut lease) = self.lease.take() else {
+        let Some(lease) = self.lease.take() else {
             return;
         };
+        let usage = KeyUsage {
+            requests: 1,
+            streams: u64::from(lease.streamed),
+            est_tokens: estimate_tokens(lease.prompt_chars) + estimate_tokens(lease.answer_chars),
+        };
+        lease.tally.add(&self.key_id, usage);
+        if !lease.leased {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // shutting down: the lease expires by itself
         };
-        lease.usage.est_tokens =
-            estimate_tokens(lease.prompt_chars) + estimate_tokens(lease.answer_chars);
-        let key_id = std::mem::take(&mut self.key_id);
         runtime.spawn(async move {
-            if let Err(e) = lease
-                .store
-                .release_key(&key_id, lease.request_id, lease.usage)
-                .await
-            {
-                tracing::warn!(key_id = %key_id, error = %e, "key lease not released (it expires by itself)");
+            if let Err(e) = lease.store.release_lease(lease.request_id).await {
+                tracing::warn!(error = %e, "key lease not given back (it expires by itself)");
             }
         });
     }
@@ -162,14 +147,16 @@ async fn admit_managed(
     };
     count(verdict_name(&admission));
     match admission {
-        Admission::Admitted { key_id } => {
+        Admission::Admitted { key_id, leased } => {
             state.recent_keys.remember(&sha, &key_id);
             Ok(Caller {
                 key_id,
                 lease: Some(Lease {
                     store: store.clone(),
+                    tally: state.usage.clone(),
                     request_id,
-                    usage: KeyUsage::default(),
+                    leased,
+                    streamed: false,
                     prompt_chars: 0,
                     answer_chars: 0,
                 }),
@@ -232,19 +219,4 @@ fn verdict_name(admission: &Admission) -> &'static str {
 
 fn count(verdict: &'static str) {
     metrics::counter!("sn1_api_key_admissions_total", "verdict" => verdict).increment(1);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_recent_key_is_recalled_and_a_forgotten_one_is_not() {
-        let recent = RecentKeys::default();
-        assert_eq!(recent.recall("h"), None);
-        recent.remember("h", "key-1");
-        assert_eq!(recent.recall("h").as_deref(), Some("key-1"));
-        recent.forget("h");
-        assert_eq!(recent.recall("h"), None);
-    }
 }

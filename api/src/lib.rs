@@ -92,6 +92,8 @@ pub struct AppState {
     pub store: Option<Store>,
     /// Managed keys admitted recently (let in while the store is unreachable).
     pub recent_keys: Arc<keys::RecentKeys>,
+    /// Managed keys' usage served here, added to the store once a second.
+    pub usage: Arc<keys::UsageTally>,
     /// The key of `/admin/keys` (`ADMIN_KEY`); without it the admin API is off.
     pub admin_key: Option<Arc<secrecy::SecretString>>,
     /// Where this process receives its jobs' events (subscribed on first use).
@@ -110,6 +112,7 @@ impl AppState {
             config: Arc::new(config),
             store: None,
             recent_keys: Arc::default(),
+            usage: Arc::default(),
             admin_key: None,
             inbox: Arc::default(),
         }
@@ -228,5 +231,19 @@ pub async fn serve(
         idle_timeout = ?limits.idle_timeout,
         "api listening"
     );
-    connections::run(listener, router(state), limits, cap, shutdown).await
+    // Managed keys' usage goes to the store once a second, and once more after the last answer.
+    let usage = state.store.clone().map(|store| {
+        let (tally, stop) = (state.usage.clone(), CancellationToken::new());
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { tally.run(store, stop).await }
+        });
+        (task, stop)
+    });
+    let served = connections::run(listener, router(state), limits, cap, shutdown).await;
+    if let Some((task, stop)) = usage {
+        stop.cancel();
+        let _ = task.await;
+    }
+    served
 }

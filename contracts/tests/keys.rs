@@ -1,7 +1,7 @@
 //! Managed keys through the store seam, the same rules on both backends (real Postgres, and
 //! SQLite in a temporary file): only a hash is kept, revocation and expiry, the requests-per-
-//! minute bucket, answers in flight with leases that give back or expire, usage per key (with
-//! the README's query), and — on Postgres, where replicas share it — two pools admitting one
+//! minute bucket, answers in flight with leases (taken only for keys with that limit) that are
+//! given back or expire, usage per key added in sums (with the README's query), and — on Postgres, where replicas share it — two pools admitting one
 //! key's requests at once never pass its limit.
 
 #![allow(
@@ -67,7 +67,8 @@ async fn rules(store: &Store) {
     assert_eq!(
         verdict,
         Admission::Admitted {
-            key_id: made.info.id.clone()
+            key_id: made.info.id.clone(),
+            leased: false
         }
     );
     let (_, verdict) = admit(store, "sn1-not-a-key").await;
@@ -135,7 +136,8 @@ async fn rules(store: &Store) {
         .create_key(&new_key("streams", None, Some(2)))
         .await
         .unwrap();
-    let (first, _) = admit(store, &streams.key).await;
+    let (first, verdict) = admit(store, &streams.key).await;
+    assert!(matches!(verdict, Admission::Admitted { leased: true, .. }));
     admit(store, &streams.key).await;
     assert_eq!(
         admit(store, &streams.key).await.1,
@@ -143,14 +145,18 @@ async fn rules(store: &Store) {
             key_id: streams.info.id.clone()
         }
     );
+    store.release_lease(first).await.unwrap();
+    // Usage arrives in sums (a key that does not exist is skipped).
     let usage = KeyUsage {
-        streamed: true,
+        requests: 1,
+        streams: 1,
         est_tokens: 42,
     };
-    store
-        .release_key(&streams.info.id, first, usage)
-        .await
-        .unwrap();
+    let sums = [
+        (streams.info.id.clone(), usage),
+        ("key-gone".to_string(), usage),
+    ];
+    store.add_key_usage(&sums).await.unwrap();
     assert!(matches!(
         admit(store, &streams.key).await.1,
         Admission::Admitted { .. }

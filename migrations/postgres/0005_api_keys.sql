@@ -17,8 +17,8 @@ CREATE TABLE api_keys (
     refilled_at  timestamptz NOT NULL DEFAULT now() -- ... as of this time (refills rpm/60 per s)
 );
 
--- One row per request in flight with a managed key; released when its answer ends, and expired
--- by its deadline should the api replica die first.
+-- One row per request in flight with a key that has max_streams; released when its answer
+-- ends, and expired by its deadline should the api replica die first.
 CREATE TABLE api_key_leases (
     request_id   uuid PRIMARY KEY,
     key_id       text NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
@@ -27,7 +27,8 @@ CREATE TABLE api_key_leases (
 CREATE INDEX api_key_leases_key_id ON api_key_leases (key_id, expires_at);
 
 -- Usage per key and minute: requests served (streamed or not), streamed ones, requests refused
--- by a limit, and estimated tokens (prompt and answer, ⌈characters / 4⌉ each).
+-- by a limit, and estimated tokens (prompt and answer, ⌈characters / 4⌉ each). Each api replica
+-- adds what it served once a second (one row per key), so busy keys cause no lock queue here.
 CREATE TABLE api_key_usage (
     key_id       text NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
     minute       timestamptz NOT NULL,
@@ -38,10 +39,11 @@ CREATE TABLE api_key_usage (
     PRIMARY KEY (key_id, minute)
 );
 
--- Admits one request with the key whose SHA-256 is p_sha256: verdict is admitted, unknown,
--- revoked, expired, rpm (retry_after_s says when a token is back) or streams.
+-- Admits one request with the key whose SHA-256 is p_sha256: verdict is admitted (a lease taken
+-- when the key has max_streams: leased), unknown, revoked, expired, rpm (retry_after_s says when
+-- a token is back) or streams.
 CREATE FUNCTION sn1_admit_key(p_sha256 text, p_request uuid, p_lease_s double precision)
-RETURNS TABLE (admitted_key text, verdict text, retry_after_s double precision)
+RETURNS TABLE (admitted_key text, verdict text, retry_after_s double precision, leased boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
@@ -50,15 +52,15 @@ DECLARE
 BEGIN
     SELECT * INTO k FROM api_keys AS a WHERE a.key_sha256 = p_sha256 FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT NULL::text, 'unknown'::text, NULL::double precision;
+        RETURN QUERY SELECT NULL::text, 'unknown'::text, NULL::double precision, false;
         RETURN;
     END IF;
     IF k.revoked_at IS NOT NULL THEN
-        RETURN QUERY SELECT k.id, 'revoked'::text, NULL::double precision;
+        RETURN QUERY SELECT k.id, 'revoked'::text, NULL::double precision, false;
         RETURN;
     END IF;
     IF k.expires_at IS NOT NULL AND k.expires_at <= now() THEN
-        RETURN QUERY SELECT k.id, 'expired'::text, NULL::double precision;
+        RETURN QUERY SELECT k.id, 'expired'::text, NULL::double precision, false;
         RETURN;
     END IF;
     IF k.max_streams IS NOT NULL THEN
@@ -68,7 +70,7 @@ BEGIN
             INSERT INTO api_key_usage AS u (key_id, minute, rejected)
             VALUES (k.id, date_trunc('minute', now()), 1)
             ON CONFLICT (key_id, minute) DO UPDATE SET rejected = u.rejected + 1;
-            RETURN QUERY SELECT k.id, 'streams'::text, 1.0::double precision;
+            RETURN QUERY SELECT k.id, 'streams'::text, 1.0::double precision, false;
             RETURN;
         END IF;
     END IF;
@@ -79,14 +81,16 @@ BEGIN
             INSERT INTO api_key_usage AS u (key_id, minute, rejected)
             VALUES (k.id, date_trunc('minute', now()), 1)
             ON CONFLICT (key_id, minute) DO UPDATE SET rejected = u.rejected + 1;
-            RETURN QUERY SELECT k.id, 'rpm'::text, (1 - bucket) * 60.0 / k.rpm;
+            RETURN QUERY SELECT k.id, 'rpm'::text, (1 - bucket) * 60.0 / k.rpm, false;
             RETURN;
         END IF;
         UPDATE api_keys AS a SET tokens = bucket - 1, refilled_at = now() WHERE a.id = k.id;
     END IF;
-    INSERT INTO api_key_leases (request_id, key_id, expires_at)
-    VALUES (p_request, k.id, now() + make_interval(secs => p_lease_s))
-    ON CONFLICT (request_id) DO NOTHING;
-    RETURN QUERY SELECT k.id, 'admitted'::text, NULL::double precision;
+    IF k.max_streams IS NOT NULL THEN
+        INSERT INTO api_key_leases (request_id, key_id, expires_at)
+        VALUES (p_request, k.id, now() + make_interval(secs => p_lease_s))
+        ON CONFLICT (request_id) DO NOTHING;
+    END IF;
+    RETURN QUERY SELECT k.id, 'admitted'::text, NULL::double precision, k.max_streams IS NOT NULL;
 END
 $$;

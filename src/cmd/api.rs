@@ -337,7 +337,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     config.limits.max_timeout_secs = args.max_timeout;
     let mut state = AppState::new(bus, auth, config);
     if let Some(url) = &args.database_url {
-        let store = Store::postgres(url, 8).await?;
+        let store = Store::postgres(url, 16).await?;
         store.check_migrations().await?;
         state = state.with_store(store);
     }

@@ -4,8 +4,10 @@
 //! store keeps only its SHA-256 ([`key_sha256`]) and a public id (`key-` + 16 hex digits) that
 //! audit rows, spans and usage carry. Every request with a managed key is admitted by one call
 //! ([`Store::admit_key`]) that checks the key (unknown, revoked, expired) and its limits
-//! (requests per minute, answers in flight) against state the whole fleet shares, and takes a
-//! lease that [`Store::release_key`] gives back with the request's usage.
+//! (requests per minute, answers in flight) against state the whole fleet shares, and — for a
+//! key with `max_streams` — takes a lease that [`Store::release_lease`] gives back. Usage is
+//! added in sums ([`Store::add_key_usage`]): each api replica sends what it served once a
+//! second.
 //!
 //! Limits: requests per minute are a token bucket of `rpm` tokens refilled at `rpm / 60` a
 //! second (a burst of `rpm`, then one request every `60 / rpm` s); answers in flight count the
@@ -84,10 +86,13 @@ pub struct CreatedKey {
 /// The verdict on one request with a managed key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Admission {
-    /// Admitted: a lease was taken under the request's id.
+    /// Admitted.
     Admitted {
         /// The key's id.
         key_id: String,
+        /// Whether a lease was taken under the request's id (the key has `max_streams`): give
+        /// it back with [`Store::release_lease`].
+        leased: bool,
     },
     /// No key has this hash.
     Unknown,
@@ -115,13 +120,24 @@ pub enum Admission {
     },
 }
 
-/// What one request used, given back with its lease.
+/// What a key's requests used (a sum over some requests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyUsage {
-    /// Whether the answer was streamed.
-    pub streamed: bool,
-    /// Estimated tokens of the prompt and the answer.
+    /// Requests served.
+    pub requests: u64,
+    /// Of which streamed.
+    pub streams: u64,
+    /// Estimated tokens of their prompts and answers.
     pub est_tokens: u64,
+}
+
+impl KeyUsage {
+    /// Adds `other` to this sum.
+    pub fn add(&mut self, other: KeyUsage) {
+        self.requests += other.requests;
+        self.streams += other.streams;
+        self.est_tokens += other.est_tokens;
+    }
 }
 
 /// The hex SHA-256 under which a key is stored and looked up. A key is 256 random bits, so an
@@ -144,6 +160,7 @@ pub(crate) fn verdict(
     key_id: Option<String>,
     verdict: &str,
     retry_after_s: Option<f64>,
+    leased: bool,
 ) -> Result<Admission, StoreError> {
     let key = |k: Option<String>| {
         k.ok_or_else(|| StoreError::Invalid(format!("{verdict} without a key id")))
@@ -152,6 +169,7 @@ pub(crate) fn verdict(
         "unknown" => Admission::Unknown,
         "admitted" => Admission::Admitted {
             key_id: key(key_id)?,
+            leased,
         },
         "revoked" => Admission::Revoked {
             key_id: key(key_id)?,
@@ -285,20 +303,22 @@ impl Store {
         }
     }
 
-    /// Gives back request `request_id`'s lease and adds its usage to key `key_id`'s.
-    pub async fn release_key(
-        &self,
-        key_id: &str,
-        request_id: uuid::Uuid,
-        usage: KeyUsage,
-    ) -> Result<(), StoreError> {
+    /// Gives back request `request_id`'s lease (its answer ended).
+    pub async fn release_lease(&self, request_id: uuid::Uuid) -> Result<(), StoreError> {
         match self {
-            Store::Postgres(pool) => {
-                super::postgres::keys::release(pool, key_id, request_id, usage).await
-            }
-            Store::Sqlite(pool) => {
-                super::sqlite::keys::release(pool, key_id, request_id, usage).await
-            }
+            Store::Postgres(pool) => super::postgres::keys::release(pool, request_id).await,
+            Store::Sqlite(pool) => super::sqlite::keys::release(pool, request_id).await,
+        }
+    }
+
+    /// Adds each key's `usage` to its row of the current minute (one statement for all).
+    pub async fn add_key_usage(&self, usage: &[(String, KeyUsage)]) -> Result<(), StoreError> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Postgres(pool) => super::postgres::keys::add_usage(pool, usage).await,
+            Store::Sqlite(pool) => super::sqlite::keys::add_usage(pool, usage).await,
         }
     }
 }

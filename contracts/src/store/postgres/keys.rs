@@ -112,35 +112,50 @@ pub(crate) async fn admit(
     request_id: uuid::Uuid,
     lease: Duration,
 ) -> Result<Admission, StoreError> {
-    let (key_id, verdict, retry_after): (Option<String>, String, Option<f64>) =
+    let (key_id, verdict, retry_after, leased): (Option<String>, String, Option<f64>, bool) =
         sqlx::query_as("SELECT * FROM sn1_admit_key($1, $2, $3)")
             .bind(sha256)
             .bind(request_id)
             .bind(lease.as_secs_f64())
             .fetch_one(pool)
             .await?;
-    super::super::keys::verdict(key_id, &verdict, retry_after)
+    super::super::keys::verdict(key_id, &verdict, retry_after, leased)
 }
 
-pub(crate) async fn release(
+pub(crate) async fn release(pool: &PgPool, request_id: uuid::Uuid) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM api_key_leases WHERE request_id = $1")
+        .bind(request_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) async fn add_usage(
     pool: &PgPool,
-    key_id: &str,
-    request_id: uuid::Uuid,
-    usage: KeyUsage,
+    usage: &[(String, KeyUsage)],
 ) -> Result<(), StoreError> {
+    let ids: Vec<&str> = usage.iter().map(|(id, _)| id.as_str()).collect();
+    let column =
+        |f: fn(&KeyUsage) -> u64| -> Vec<i64> { usage.iter().map(|(_, u)| count(f(u))).collect() };
     sqlx::query(
-        "WITH gone AS (DELETE FROM api_key_leases WHERE request_id = $2)
-         INSERT INTO api_key_usage AS u (key_id, minute, requests, streams, est_tokens)
-         VALUES ($1, date_trunc('minute', now()), 1, $3, $4)
+        "INSERT INTO api_key_usage AS u (key_id, minute, requests, streams, est_tokens)
+         SELECT x.id, date_trunc('minute', now()), x.requests, x.streams, x.tokens
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+              AS x(id, requests, streams, tokens)
+         WHERE EXISTS (SELECT 1 FROM api_keys k WHERE k.id = x.id)
          ON CONFLICT (key_id, minute) DO UPDATE SET
-             requests = u.requests + 1,
+             requests = u.requests + excluded.requests,
              streams = u.streams + excluded.streams,
              est_tokens = u.est_tokens + excluded.est_tokens",
     )
-    .bind(key_id)
-    .bind(request_id)
-    .bind(i64::from(usage.streamed))
-    .bind(i64::try_from(usage.est_tokens).unwrap_or(i64::MAX))
+    .bind(&ids)
+    .bind(column(|u| u.requests))
+    .bind(column(|u| u.streams))
+    .bind(column(|u| u.est_tokens))
     .execute(pool)
     .await?;
     Ok(())

@@ -202,18 +202,21 @@ pub(crate) async fn admit(
             .execute(&mut *tx)
             .await?;
     }
-    let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
-    sqlx::query(
-        "INSERT INTO api_key_leases (request_id, key_id, expires_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (request_id) DO NOTHING",
-    )
-    .bind(request_id.to_string())
-    .bind(&key_id)
-    .bind(ts(expires))
-    .execute(&mut *tx)
-    .await?;
+    let leased = max_streams.is_some();
+    if leased {
+        let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+        sqlx::query(
+            "INSERT INTO api_key_leases (request_id, key_id, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(request_id.to_string())
+        .bind(&key_id)
+        .bind(ts(expires))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
-    Ok(Admission::Admitted { key_id })
+    Ok(Admission::Admitted { key_id, leased })
 }
 
 async fn reject(
@@ -232,31 +235,37 @@ async fn reject(
     Ok(())
 }
 
-pub(crate) async fn release(
-    pool: &SqlitePool,
-    key_id: &str,
-    request_id: uuid::Uuid,
-    usage: KeyUsage,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+pub(crate) async fn release(pool: &SqlitePool, request_id: uuid::Uuid) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM api_key_leases WHERE request_id = ?1")
         .bind(request_id.to_string())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn add_usage(
+    pool: &SqlitePool,
+    usage: &[(String, KeyUsage)],
+) -> Result<(), StoreError> {
+    let minute = minute(Utc::now());
+    let mut tx = pool.begin().await?;
+    for (key_id, u) in usage {
+        sqlx::query(
+            "INSERT INTO api_key_usage (key_id, minute, requests, streams, est_tokens)
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
+             ON CONFLICT (key_id, minute) DO UPDATE SET
+                 requests = requests + excluded.requests,
+                 streams = streams + excluded.streams,
+                 est_tokens = est_tokens + excluded.est_tokens",
+        )
+        .bind(key_id)
+        .bind(&minute)
+        .bind(i64::try_from(u.requests).unwrap_or(i64::MAX))
+        .bind(i64::try_from(u.streams).unwrap_or(i64::MAX))
+        .bind(i64::try_from(u.est_tokens).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO api_key_usage (key_id, minute, requests, streams, est_tokens)
-         VALUES (?1, ?2, 1, ?3, ?4)
-         ON CONFLICT (key_id, minute) DO UPDATE SET
-             requests = requests + 1,
-             streams = streams + excluded.streams,
-             est_tokens = est_tokens + excluded.est_tokens",
-    )
-    .bind(key_id)
-    .bind(minute(Utc::now()))
-    .bind(i64::from(usage.streamed))
-    .bind(i64::try_from(usage.est_tokens).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
