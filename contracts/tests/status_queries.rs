@@ -295,3 +295,57 @@ async fn a_request_fan_out_reads_the_same_from_both_backends() {
     from_postgres.request_id.clear();
     assert_eq!(from_sqlite, from_postgres);
 }
+
+/// How long the status takes on a busy hour in Postgres: 200,000 requests and 1,000,000
+/// miner rows over 1,000 uids (about 55 requests a second at k = 5). Not run by default
+/// (seeding takes ~25 s): `cargo test -p sn1-contracts --test status_queries -- --ignored`.
+#[tokio::test]
+#[ignore = "a measurement: seeds a million rows"]
+async fn a_busy_hour_in_postgres() {
+    let url = sn1_contracts::store::testing::fresh_database("statusbench")
+        .await
+        .unwrap();
+    let store = Store::postgres(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for sql in [
+        "INSERT INTO completions (request_id, created_at, api_key_id, endpoint, netuid, k,
+             timeout_s, strategy, sampling_mode, status, total_ms, k_asked)
+         SELECT gen_random_uuid(), now() - (g % 3600) * interval '1 second', 'kid', 'chat', 1,
+                5, 10, 'first', 'random',
+                CASE WHEN g % 50 = 0 THEN 'timeout' ELSE 'answered' END, 300, 5
+         FROM generate_series(1, 200000) g",
+        "INSERT INTO miner_responses (request_id, uid, created_at, hotkey, outcome,
+             time_to_first_byte_ms, chunks, bytes, selected)
+         SELECT c.request_id, u, c.created_at, '5Hotkey' || u,
+                CASE WHEN random() < 0.8 THEN 'ok' WHEN random() < 0.5 THEN 'cancelled'
+                     ELSE 'empty' END,
+                random() * 2000, 3, 100, u = 0
+         FROM completions c, LATERAL (
+             SELECT (abs(hashtext(c.request_id::text)) + s * 197) % 1000 AS u
+             FROM generate_series(0, 4) s) x
+         ON CONFLICT DO NOTHING",
+        "ANALYZE",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let mut lock = store.try_lock_sync(1).await.unwrap().unwrap();
+    let neurons: Vec<NeuronRow> = (0..1000)
+        .map(|u| neuron(u, "1.2.3.4", false, 1.0))
+        .collect();
+    lock.store_snapshot(1, "0x01", &neurons).await.unwrap();
+    lock.release().await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let status = store
+            .subnet_status(None, Utc::now(), Duration::hours(1))
+            .await
+            .unwrap();
+        println!(
+            "subnet_status over 1,000,000 miner rows: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status.miners.len(), 1000);
+        assert!(status.miners.iter().all(|m| m.health.asked > 0));
+    }
+}

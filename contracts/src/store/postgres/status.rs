@@ -31,7 +31,7 @@ pub(crate) async fn audit_window(
     since: DateTime<Utc>,
 ) -> Result<AuditWindow, StoreError> {
     let netuid = netuid.map(i32::from);
-    let health: Vec<HealthTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let health = sqlx::query_as::<_, HealthTuple>(sqlx::AssertSqlSafe(format!(
         "SELECT m.uid, m.hotkey, count(*),
                     count(*) FILTER (WHERE m.outcome = 'cancelled'),
                     count(*) FILTER (WHERE m.outcome = 'ok'),
@@ -41,12 +41,11 @@ pub(crate) async fn audit_window(
     )))
     .bind(since)
     .bind(netuid)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(pool);
     // Only the values percentile_cont(0.5) and (0.95) interpolate between (integer division:
     // floor and ceil of p·(n−1), see `percentile_indices`).
-    let order_stats: Vec<(i32, String, i64, i64, f64)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let order_stats =
+        sqlx::query_as::<_, (i32, String, i64, i64, f64)>(sqlx::AssertSqlSafe(format!(
             "SELECT uid, hotkey, i, n, t FROM (
                SELECT m.uid, m.hotkey, m.time_to_first_byte_ms AS t,
                       row_number() OVER w - 1 AS i, count(*) OVER (PARTITION BY m.uid, m.hotkey) AS n
@@ -58,18 +57,16 @@ pub(crate) async fn audit_window(
         )))
         .bind(since)
         .bind(netuid)
-        .fetch_all(pool)
-        .await?;
-    let histogram: Vec<(i32, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        .fetch_all(pool);
+    let histogram = sqlx::query_as::<_, (i32, i64)>(sqlx::AssertSqlSafe(format!(
         "SELECT width_bucket(m.time_to_first_byte_ms, $3::double precision[]), count(*)
          {WINDOW} AND m.time_to_first_byte_ms IS NOT NULL GROUP BY 1"
     )))
     .bind(since)
     .bind(netuid)
     .bind(TTFB_BUCKETS_MS.to_vec())
-    .fetch_all(pool)
-    .await?;
-    let minutes: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(
+    .fetch_all(pool);
+    let minutes = sqlx::query_as::<_, (DateTime<Utc>, i64, i64)>(
         "SELECT date_trunc('minute', created_at, 'UTC'), count(*),
                 count(*) FILTER (WHERE status = ANY($3))
          FROM completions
@@ -79,8 +76,10 @@ pub(crate) async fn audit_window(
     .bind(since)
     .bind(netuid)
     .bind(ERROR_STATUSES.to_vec())
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(pool);
+    // Four independent scans of the window: at once, on their own pool connections.
+    let (health, order_stats, histogram, minutes) =
+        tokio::try_join!(health, order_stats, histogram, minutes)?;
     Ok(AuditWindow {
         health: health
             .into_iter()

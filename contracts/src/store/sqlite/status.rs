@@ -56,17 +56,16 @@ pub(crate) async fn audit_window(
 ) -> Result<AuditWindow, StoreError> {
     let netuid = netuid.map(i64::from);
     let since = since.to_rfc3339();
-    let health: Vec<HealthTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let health = sqlx::query_as::<_, HealthTuple>(sqlx::AssertSqlSafe(format!(
         "SELECT m.uid, m.hotkey, count(*), sum(m.outcome = 'cancelled'),
                     sum(m.outcome = 'ok'), sum(m.outcome = 'empty'), max(m.created_at)
              {WINDOW} GROUP BY m.uid, m.hotkey"
     )))
     .bind(&since)
     .bind(netuid)
-    .fetch_all(pool)
-    .await?;
-    let order_stats: Vec<(i64, String, i64, i64, f64)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    .fetch_all(pool);
+    let order_stats =
+        sqlx::query_as::<_, (i64, String, i64, i64, f64)>(sqlx::AssertSqlSafe(format!(
             "SELECT uid, hotkey, i, n, t FROM (
                SELECT m.uid, m.hotkey, m.time_to_first_byte_ms AS t,
                       row_number() OVER w - 1 AS i,
@@ -79,22 +78,20 @@ pub(crate) async fn audit_window(
         )))
         .bind(&since)
         .bind(netuid)
-        .fetch_all(pool)
-        .await?;
-    let histogram: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        .fetch_all(pool);
+    let histogram = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(format!(
         "SELECT {}, count(*) {WINDOW} AND m.time_to_first_byte_ms IS NOT NULL GROUP BY 1",
         bucket_case()
     )))
     .bind(&since)
     .bind(netuid)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(pool);
     let errors = ERROR_STATUSES
         .iter()
         .map(|s| format!("'{s}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let minutes: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let minutes = sqlx::query_as::<_, (String, i64, i64)>(sqlx::AssertSqlSafe(format!(
         "SELECT substr(created_at, 1, 16), count(*), sum(status IN ({errors}))
          FROM completions
          WHERE created_at > ?1 AND (?2 IS NULL OR netuid = ?2)
@@ -102,8 +99,10 @@ pub(crate) async fn audit_window(
     )))
     .bind(&since)
     .bind(netuid)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(pool);
+    // Four independent scans of the window: at once, on their own pool connections.
+    let (health, order_stats, histogram, minutes) =
+        tokio::try_join!(health, order_stats, histogram, minutes)?;
     Ok(AuditWindow {
         health: health
             .into_iter()
