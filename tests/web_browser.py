@@ -104,6 +104,20 @@ try:
     assert len(driver.find_elements(By.CSS_SELECTOR, "#conversation .turn")) == 4
     driver.save_screenshot(f"{shots}/playground.png")
 
+    # An answer that runs past its timeout: a StreamError, shown as a sentence; not a turn.
+    driver.find_element(By.CSS_SELECTOR, "details summary").click()
+    timeout = driver.find_element(By.ID, "timeout")
+    timeout.clear()
+    timeout.send_keys("0.5")
+    box = driver.find_element(By.NAME, "prompt")
+    box.send_keys("A question the miners answer too slowly")
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    stopped = wait_for("the StreamError message", lambda: driver.find_element(By.ID, "error").text)
+    assert stopped.startswith("The answer stopped:"), stopped
+    wait_for("the request to end", lambda: driver.find_element(By.ID, "send").is_enabled())
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#conversation .turn")) == 4
+    print(f"past its timeout: {stopped!r}")
+
     # ---- The status page: one row per serving miner, the counts, the charts.
     driver.get(f"{base}/status")
     rows = wait_for(f"{miners} table rows",
