@@ -1,7 +1,8 @@
 //! The span of one job on the worker (a messaging consumer span whose parent is the api's, via
 //! the job's headers): what was asked (GenAI request attributes, never the prompt unless
 //! `TRACE_CONTENT_BYTES` opts in), and how it ended (status; an error status when the client
-//! got no full answer).
+//! got no full answer), including the answer-quality decisions: commit point, failovers and
+//! the scores the miners were picked by.
 
 use crate::job::{JobStatus, JobSummary};
 use sn1_contracts::job::{ChatJob, Endpoint};
@@ -37,6 +38,11 @@ pub(crate) fn start(job: &ChatJob, delivered: i64) -> Span {
         sn1.selected_uid = Empty,
         sn1.ttfc_ms = Empty,
         sn1.miners = Empty,
+        sn1.commit_uid = Empty,
+        sn1.commit_chars = Empty,
+        sn1.commit_ms = Empty,
+        sn1.failovers = Empty,
+        sn1.picks = Empty,
     );
     if let Some(prompt) = job
         .params
@@ -58,6 +64,36 @@ pub(crate) fn finish(span: &Span, summary: &JobSummary) {
     }
     if let Some(ttfc) = summary.time_to_first_chunk {
         span.record("sn1.ttfc_ms", ttfc.as_secs_f64() * 1e3);
+    }
+    // Answer-quality decisions (README, "Answer quality"): the commit point, each stall and
+    // what became of it, the scores the miners were picked by.
+    if let Some(commit) = summary.commit {
+        span.record("sn1.commit_uid", commit.uid);
+        span.record("sn1.commit_chars", commit.chars);
+        span.record("sn1.commit_ms", commit.after.as_secs_f64() * 1e3);
+    }
+    if !summary.failovers.is_empty() {
+        let failovers: Vec<String> = summary
+            .failovers
+            .iter()
+            .map(|f| match f.to_uid {
+                Some(to) => format!("{} -> {to}: {}", f.from_uid, f.reason),
+                None => format!("{} -> none: {}", f.from_uid, f.reason),
+            })
+            .collect();
+        span.record("sn1.failovers", failovers.join("; "));
+    }
+    if !summary.picks.is_empty() {
+        let picks: Vec<String> = summary
+            .picks
+            .iter()
+            .map(|p| match (p.score, p.explored) {
+                (_, true) => format!("{}:explore", p.uid),
+                (Some(score), false) => format!("{}:{score:.3}", p.uid),
+                (None, false) => format!("{}:new", p.uid),
+            })
+            .collect();
+        span.record("sn1.picks", picks.join(","));
     }
     let failed = matches!(
         summary.status,
