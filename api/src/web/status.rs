@@ -15,10 +15,10 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use sn1_contracts::store::status::{MinerStatus, SubnetStatus};
+use sn1_contracts::store::status::{SubnetStatus, rfc3339_millis_opt};
 use sn1_contracts::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +52,8 @@ pub struct StatusCache {
     entries: Mutex<HashMap<Option<u16>, Cached>>,
 }
 
-/// The subnet and its miners' health over the last hour.
+/// The subnet and its miners' health over the last hour: the store's [`SubnetStatus`] and,
+/// beside it, its snapshot's netuid, block and age.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct StatusReport {
     /// Subnet of the snapshot (null before the metagraph syncer stored one).
@@ -60,150 +61,26 @@ pub struct StatusReport {
     /// Block the snapshot was read at.
     pub block: Option<u64>,
     /// When the snapshot was stored (RFC 3339).
-    #[schema(format = DateTime)]
-    pub snapshot_taken_at: Option<String>,
+    #[serde(serialize_with = "rfc3339_millis_opt")]
+    pub snapshot_taken_at: Option<DateTime<Utc>>,
     /// Seconds since the snapshot was stored.
     pub snapshot_age_seconds: Option<f64>,
-    /// When this answer was computed (RFC 3339); the window ends here.
-    #[schema(format = DateTime)]
-    pub generated_at: String,
-    /// Length of the audit window, seconds (3600).
-    pub window_seconds: i64,
-    /// Neuron counts of the snapshot.
-    pub counts: Counts,
-    /// One per serving miner (serving an axon, not a validator), in uid order.
-    pub miners: Vec<MinerRow>,
-    /// Replies' times to first byte in the window, by bucket.
-    pub ttfb_histogram: Vec<TtfbBar>,
-    /// Requests and errors per minute of the window, oldest first.
-    pub per_minute: Vec<MinuteRow>,
-}
-
-/// Neuron counts of the snapshot.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Counts {
-    /// All neurons.
-    pub neurons: u32,
-    /// Serving an axon (IP not 0.0.0.0, port not 0).
-    pub serving: u32,
-    /// A validator permit and at least 4096 τ of stake.
-    pub validators: u32,
-    /// Serving and not validators: the miners a request may ask.
-    pub candidates: u32,
-}
-
-/// One serving miner and its health over the window (rows of its uid and hotkey).
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct MinerRow {
-    /// Uid.
-    pub uid: u16,
-    /// Hotkey, SS58.
-    pub hotkey: String,
-    /// `ip:port`.
-    pub axon: String,
-    /// Incentive, 0 to 1.
-    pub incentive: f64,
-    /// Stake, τ.
-    pub stake_tao: f64,
-    /// Times it was asked.
-    pub asked: u64,
-    /// Replies that ended (asked, less those dropped because another miner answered first).
-    pub replies: u64,
-    /// Share of replies that were usable (null: no reply).
-    pub success_rate: Option<f64>,
-    /// Share of replies that were empty (null: no reply).
-    pub empty_rate: Option<f64>,
-    /// Median time to first byte, ms.
-    pub ttfb_p50_ms: Option<f64>,
-    /// 95th percentile of time to first byte, ms.
-    pub ttfb_p95_ms: Option<f64>,
-    /// When it was last asked (RFC 3339).
-    #[schema(format = DateTime)]
-    pub last_seen: Option<String>,
-}
-
-/// One bar of the TTFB histogram.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct TtfbBar {
-    /// Upper edge, ms, exclusive (null: the last bar, everything above the previous edge).
-    pub below_ms: Option<f64>,
-    /// Replies in it.
-    pub count: u64,
-}
-
-/// One minute of traffic.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct MinuteRow {
-    /// Its start (RFC 3339).
-    #[schema(format = DateTime)]
-    pub minute: String,
-    /// Requests that started in it.
-    pub requests: u64,
-    /// Of those, errors (broken, timeout, no answer, no candidates).
-    pub errors: u64,
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-impl From<MinerStatus> for MinerRow {
-    fn from(m: MinerStatus) -> Self {
-        let h = m.health;
-        MinerRow {
-            uid: m.uid,
-            hotkey: m.hotkey,
-            axon: m.axon,
-            incentive: m.incentive,
-            stake_tao: m.stake_tao,
-            asked: h.asked,
-            replies: h.replies,
-            success_rate: h.success_rate,
-            empty_rate: h.empty_rate,
-            ttfb_p50_ms: h.ttfb_p50_ms,
-            ttfb_p95_ms: h.ttfb_p95_ms,
-            last_seen: h.last_seen.map(rfc3339),
-        }
-    }
+    /// Counts, miners, histogram and minutes of the window.
+    #[serde(flatten)]
+    pub status: SubnetStatus,
 }
 
 impl From<SubnetStatus> for StatusReport {
-    fn from(s: SubnetStatus) -> Self {
-        let age = s
-            .snapshot
-            .as_ref()
-            .map(|snap| (s.generated_at - snap.taken_at).num_milliseconds().max(0) as f64 / 1e3);
+    fn from(status: SubnetStatus) -> Self {
+        let snapshot = status.snapshot.as_ref();
+        let taken_at = snapshot.map(|snap| snap.taken_at);
+        let age = taken_at.map(|t| (status.generated_at - t).num_milliseconds().max(0) as f64);
         StatusReport {
-            netuid: s.snapshot.as_ref().map(|snap| snap.netuid),
-            block: s.snapshot.as_ref().map(|snap| snap.block),
-            snapshot_taken_at: s.snapshot.as_ref().map(|snap| rfc3339(snap.taken_at)),
-            snapshot_age_seconds: age,
-            generated_at: rfc3339(s.generated_at),
-            window_seconds: s.window_seconds,
-            counts: Counts {
-                neurons: s.counts.neurons,
-                serving: s.counts.serving,
-                validators: s.counts.validators,
-                candidates: s.counts.candidates,
-            },
-            miners: s.miners.into_iter().map(MinerRow::from).collect(),
-            ttfb_histogram: s
-                .ttfb_histogram
-                .into_iter()
-                .map(|b| TtfbBar {
-                    below_ms: b.below_ms,
-                    count: b.count,
-                })
-                .collect(),
-            per_minute: s
-                .per_minute
-                .into_iter()
-                .map(|m| MinuteRow {
-                    minute: rfc3339(m.minute),
-                    requests: m.requests,
-                    errors: m.errors,
-                })
-                .collect(),
+            netuid: snapshot.map(|snap| snap.netuid),
+            block: snapshot.map(|snap| snap.block),
+            snapshot_taken_at: taken_at,
+            snapshot_age_seconds: age.map(|ms| ms / 1e3),
+            status,
         }
     }
 }
@@ -377,6 +254,73 @@ mod tests {
         );
     }
 
+    /// The store's types serialize to the JSON the api answered before it served them as they
+    /// are: the same keys in the same order, times with milliseconds (see also
+    /// `web::request`'s test).
+    #[test]
+    fn the_json_keeps_its_shape() {
+        use sn1_contracts::store::SnapshotInfo;
+        use sn1_contracts::store::status::{MinerHealth, MinerStatus, MinuteStats};
+        use sn1_contracts::store::status::{NeuronCounts, TtfbBucket};
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let health = MinerHealth {
+            asked: 3,
+            replies: 2,
+            success_rate: Some(0.5),
+            last_seen: Some(t("2026-12-02T05:59:01.123456Z")),
+            ..MinerHealth::default()
+        };
+        let status = SubnetStatus {
+            snapshot: Some(SnapshotInfo {
+                id: 9,
+                netuid: 1,
+                block: 100,
+                block_hash: "0x64".into(),
+                taken_at: t("2026-12-02T05:59:30Z"),
+            }),
+            generated_at: t("2026-12-02T06:00:00Z"),
+            window_seconds: 3600,
+            counts: NeuronCounts {
+                neurons: 4,
+                serving: 3,
+                validators: 1,
+                candidates: 2,
+            },
+            miners: vec![MinerStatus {
+                uid: 2,
+                hotkey: "5H".into(),
+                axon: "1.2.3.4:8091".into(),
+                incentive: 0.25,
+                stake_tao: 1.0,
+                health,
+            }],
+            ttfb_histogram: vec![TtfbBucket {
+                below_ms: None,
+                count: 2,
+            }],
+            per_minute: vec![MinuteStats {
+                minute: t("2026-12-02T05:00:00Z"),
+                requests: 3,
+                errors: 1,
+            }],
+        };
+        let mut before_any = status.clone();
+        before_any.snapshot = None;
+        let json = serde_json::to_string(&StatusReport::from(status)).unwrap();
+        let expected = r#"{"netuid":1,"block":100,"snapshot_taken_at":"2026-12-02T05:59:30.000Z",
+            "snapshot_age_seconds":30.0,"generated_at":"2026-12-02T06:00:00.000Z",
+            "window_seconds":3600,"counts":{"neurons":4,"serving":3,"validators":1,"candidates":2},
+            "miners":[{"uid":2,"hotkey":"5H","axon":"1.2.3.4:8091","incentive":0.25,
+            "stake_tao":1.0,"asked":3,"replies":2,"success_rate":0.5,"empty_rate":null,
+            "ttfb_p50_ms":null,"ttfb_p95_ms":null,"last_seen":"2026-12-02T05:59:01.123Z"}],
+            "ttfb_histogram":[{"below_ms":null,"count":2}],
+            "per_minute":[{"minute":"2026-12-02T05:00:00.000Z","requests":3,"errors":1}]}"#;
+        assert_eq!(json, expected.replace("\n            ", ""));
+        let json = serde_json::to_string(&StatusReport::from(before_any)).unwrap();
+        let nulls = r#"{"netuid":null,"block":null,"snapshot_taken_at":null,"#;
+        assert!(json.starts_with(nulls), "{json}");
+    }
+
     #[test]
     fn the_openapi_document_describes_the_endpoint() {
         let doc = crate::docs::document(&crate::ApiConfig::default());
@@ -397,25 +341,30 @@ mod tests {
         );
         for name in [
             "StatusReport",
-            "MinerRow",
-            "Counts",
-            "TtfbBar",
-            "MinuteRow",
-            "RequestReport",
-            "MinerReplyRow",
+            "SubnetStatus",
+            "MinerStatus",
+            "MinerHealth",
+            "NeuronCounts",
+            "TtfbBucket",
+            "MinuteStats",
+            "RequestFanOut",
+            "MinerReply",
         ] {
             assert!(schemas[name].is_object(), "{name} missing");
         }
-        let row = &schemas["MinerRow"]["properties"];
-        for field in [
-            "uid",
-            "hotkey",
-            "axon",
-            "success_rate",
-            "ttfb_p95_ms",
-            "last_seen",
+        for (name, field) in [
+            ("StatusReport", "snapshot_age_seconds"),
+            ("SubnetStatus", "per_minute"),
+            ("MinerStatus", "axon"),
+            ("MinerHealth", "success_rate"),
+            ("MinerHealth", "last_seen"),
         ] {
-            assert!(row[field].is_object(), "MinerRow.{field}");
+            let schema = &schemas[name];
+            let flattened = &schema["allOf"][1]["properties"][field];
+            assert!(
+                schema["properties"][field].is_object() || flattened.is_object(),
+                "{name}.{field}"
+            );
         }
     }
 }

@@ -11,11 +11,16 @@
 //! as Postgres's `percentile_cont`, empty minutes filled, rates — is computed here, once.
 //!
 //! Also one request's fan-out ([`fan_out`], [`Store::request_fan_out`]), which the
-//! playground links to.
+//! playground links to. The api serves both as they are ([`report`]).
 
 mod fan_out;
+mod report;
 
 pub use fan_out::{MinerReply, RequestFanOut};
+pub use report::{
+    MinerHealth, MinerStatus, MinuteStats, NeuronCounts, SubnetStatus, TtfbBucket, rfc3339_millis,
+    rfc3339_millis_opt,
+};
 
 use super::{SnapshotInfo, Store, StoreError, postgres, sqlite};
 use crate::metagraph::{Metagraph, Neuron};
@@ -33,96 +38,6 @@ pub const TTFB_BUCKETS_MS: [f64; 9] = [
 /// The `completions.status` values counted as errors: the gateway could not give an answer.
 /// (`cancelled` is the client leaving; `answered` and `echo` are answers.)
 pub const ERROR_STATUSES: [&str; 4] = ["broken", "timeout", "no_answer", "no_candidates"];
-
-/// The subnet as the status page shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SubnetStatus {
-    /// The newest snapshot read (`None` before the syncer stored one).
-    pub snapshot: Option<SnapshotInfo>,
-    /// The `now` the window ends at.
-    pub generated_at: DateTime<Utc>,
-    /// The length of the audit window, seconds.
-    pub window_seconds: i64,
-    /// Counts over the snapshot's neurons.
-    pub counts: NeuronCounts,
-    /// One per serving miner (serving, not a validator), in uid order.
-    pub miners: Vec<MinerStatus>,
-    /// Replies' times to first byte in the window, by bucket ([`TTFB_BUCKETS_MS`]).
-    pub ttfb_histogram: Vec<TtfbBucket>,
-    /// Requests and errors per minute of the window, oldest first, one entry per minute.
-    pub per_minute: Vec<MinuteStats>,
-}
-
-/// How many neurons of the snapshot are what.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NeuronCounts {
-    /// All neurons.
-    pub neurons: u32,
-    /// Neurons serving an axon (IP not `0.0.0.0`, port not 0).
-    pub serving: u32,
-    /// Validators: a permit and at least [`VALIDATOR_MIN_STAKE_TAO`] of stake.
-    pub validators: u32,
-    /// Serving neurons that are not validators: the miners a job may ask (before the worker's
-    /// own screens: axon address policy, `exclude`, one per coldkey / IP).
-    pub candidates: u32,
-}
-
-/// One serving miner.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MinerStatus {
-    /// Uid.
-    pub uid: u16,
-    /// Hotkey, SS58.
-    pub hotkey: String,
-    /// `ip:port` (`[ip]:port` for IPv6).
-    pub axon: String,
-    /// Incentive, 0..=1.
-    pub incentive: f64,
-    /// Stake, τ.
-    pub stake_tao: f64,
-    /// Its health over the window (all zero / `None` when it was not asked).
-    pub health: MinerHealth,
-}
-
-/// A miner's health over the audit window (rows of this uid *and* hotkey).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MinerHealth {
-    /// Times it was asked.
-    pub asked: u64,
-    /// Replies that ended (asked minus `cancelled`: dropped because another miner answered
-    /// first, which says nothing about this one).
-    pub replies: u64,
-    /// Share of `replies` that were usable (`ok`).
-    pub success_rate: Option<f64>,
-    /// Share of `replies` that were empty.
-    pub empty_rate: Option<f64>,
-    /// Median time to first byte, ms (as `percentile_cont(0.5)`).
-    pub ttfb_p50_ms: Option<f64>,
-    /// 95th percentile of time to first byte, ms (as `percentile_cont(0.95)`).
-    pub ttfb_p95_ms: Option<f64>,
-    /// When it was last asked.
-    pub last_seen: Option<DateTime<Utc>>,
-}
-
-/// One bar of the TTFB histogram.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TtfbBucket {
-    /// Upper edge, ms, exclusive (`None`: the last bucket, everything above).
-    pub below_ms: Option<f64>,
-    /// Replies in it.
-    pub count: u64,
-}
-
-/// One minute of traffic.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MinuteStats {
-    /// Its start.
-    pub minute: DateTime<Utc>,
-    /// Requests that started in it.
-    pub requests: u64,
-    /// Of those, errors ([`ERROR_STATUSES`]).
-    pub errors: u64,
-}
 
 /// Per (uid, hotkey) counts of the window, as both backends return them.
 #[derive(Clone, Debug)]

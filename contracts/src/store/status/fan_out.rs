@@ -4,13 +4,16 @@
 
 use crate::store::{Store, StoreError, postgres, sqlite};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 /// One request and its fan-out.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestFanOut {
     /// The request id (`x-request-id`).
     pub request_id: String,
-    /// When it arrived.
+    /// When it arrived, RFC 3339.
+    #[serde(serialize_with = "super::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     /// `chat`, `echo` or `v1`.
     pub endpoint: String,
@@ -22,7 +25,8 @@ pub struct RequestFanOut {
     pub k_asked: i64,
     /// `first`, `longest`, `shortest`, …
     pub strategy: String,
-    /// How it ended (`answered`, `timeout`, …).
+    /// How it ended: `answered`, `echo`, `broken`, `timeout`, `no_answer`, `no_candidates`,
+    /// `cancelled`.
     pub status: String,
     /// The error the client saw, if any.
     pub error: Option<String>,
@@ -38,7 +42,8 @@ pub struct RequestFanOut {
 }
 
 /// One miner's part in a request.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MinerReply {
     /// Uid.
     pub uid: i64,
