@@ -196,7 +196,11 @@ async fn one_chat_is_one_trace_from_the_api_to_every_miner() {
     // The caller's key id, never the key.
     let key_id = &server.attributes["sn1.api_key_id"];
     assert!(key_id.starts_with("kid-"), "{key_id}");
-    assert!(spans.iter().all(|s| s.attributes.values().all(|v| !v.contains(&stack.key))));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.attributes.values().all(|v| !v.contains(&stack.key)))
+    );
     assert!(!server.error);
     let trace: Vec<&Got> = spans
         .iter()
