@@ -57,7 +57,8 @@ pub struct ChatRequest {
     timeout: Option<f64>,
     /// Wait for every miner, clean, pick the longest or shortest. Absent: stream the first.
     prefer: Option<Prefer>,
-    /// How the k miners are chosen (default `random`).
+    /// How the k miners are chosen (default `reliable`: the best-scored miners, with a share
+    /// of picks left to exploring).
     sampling_mode: Option<SamplingModeName>,
     /// `false` returns one JSON body instead of a stream.
     #[schema(default = true)]
@@ -236,7 +237,7 @@ pub fn parse(
         Some(_) => return Err(bad("prefer", "must be \"longest\" or \"shortest\"")),
     };
     let sampling_mode = match obj.get("sampling_mode") {
-        None | Some(Value::Null) => SamplingMode::Random,
+        None | Some(Value::Null) => SamplingMode::Reliable,
         Some(Value::String(s)) if s == "random" => SamplingMode::Random,
         Some(Value::String(s)) if s == "top_incentive" => SamplingMode::TopIncentive,
         Some(Value::String(s)) if s == "reliable" => SamplingMode::Reliable,
@@ -359,7 +360,7 @@ mod tests {
         assert_eq!(p.params.k, 5);
         assert_eq!(p.deadline - at, chrono::Duration::seconds(15));
         assert_eq!(p.params.strategy, Strategy::First);
-        assert_eq!(p.params.sampling_mode, SamplingMode::Random);
+        assert_eq!(p.params.sampling_mode, SamplingMode::Reliable);
         assert!(p.stream);
         let p = parse(br#"{"roles":["user"],"messages":["x"],"exclude":[3,"5F3p"],"prefer":"shortest","stream":false}"#, &RequestLimits::default(), at).unwrap();
         assert_eq!(p.params.k, 10);

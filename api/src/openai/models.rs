@@ -31,9 +31,9 @@ pub struct ModelProfile {
     #[serde(default)]
     #[schema(value_type = String, example = "first")]
     pub strategy: Strategy,
-    /// How miners are chosen unless `sn1.sampling_mode` says otherwise.
-    #[serde(default)]
-    #[schema(value_type = String, example = "random")]
+    /// How miners are chosen unless `sn1.sampling_mode` says otherwise (default `reliable`).
+    #[serde(default = "default_sampling")]
+    #[schema(value_type = String, example = "reliable")]
     pub sampling_mode: SamplingMode,
 }
 
@@ -49,12 +49,16 @@ fn default_k() -> u16 {
     10
 }
 
+fn default_sampling() -> SamplingMode {
+    SamplingMode::Reliable
+}
+
 /// The configured models, in order; never empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Models(Vec<ModelProfile>);
 
 impl Default for Models {
-    /// One model, `sn1`: subnet 1, k = 10, the first usable answer, random miners.
+    /// One model, `sn1`: subnet 1, k = 10, the first usable answer, reliable miners.
     fn default() -> Self {
         Models(vec![ModelProfile {
             id: "sn1".into(),
@@ -62,7 +66,7 @@ impl Default for Models {
             protocol: default_protocol(),
             k: default_k(),
             strategy: Strategy::First,
-            sampling_mode: SamplingMode::Random,
+            sampling_mode: default_sampling(),
         }])
     }
 }
@@ -125,6 +129,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.get("a").unwrap().k, 10);
+        assert_eq!(m.get("a").unwrap().sampling_mode, SamplingMode::Reliable);
         let b = m.get("b").unwrap();
         assert_eq!((b.k, b.strategy, b.netuid), (3, Strategy::Longest, 61));
         assert_eq!(b.sampling_mode, SamplingMode::TopIncentive);
