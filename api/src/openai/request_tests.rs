@@ -31,7 +31,7 @@ fn a_minimal_request_takes_the_models_defaults() {
     let p = &r.parsed.params;
     assert_eq!(
         (p.k, p.strategy, p.sampling_mode),
-        (10, Strategy::First, SamplingMode::Random)
+        (10, Strategy::First, SamplingMode::Reliable)
     );
     assert_eq!(p.roles, ["user"]);
     assert_eq!(p.messages, ["hi"]);
