@@ -24,6 +24,7 @@ use sn1_worker::audit::run_writer;
 use sn1_worker::axon_policy::Cidr;
 use sn1_worker::directory::Directory;
 use sn1_worker::job::JobRunner;
+use sn1_worker::reliability::shared::{self, RefreshConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -250,14 +251,19 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             connect_timeout: Duration::from_secs(3),
         },
     )?;
+    let config = args.miners.worker_config(
+        "standalone".into(),
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    );
+    // `reliable` scores come back from the audit log in SQLite, so they survive a restart.
+    let refresh = RefreshConfig::for_board(&config.quality.scores);
+    let board = config.quality.scores.clone();
+    tokio::spawn(shared::run(store.clone(), board, refresh, shutdown.clone()));
     let runner = JobRunner {
         dendrite,
         directory,
-        config: args.miners.worker_config(
-            "standalone".into(),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        ),
+        config,
     };
     let worker = Worker::new(bus.clone(), runner).with_audit(args.audit.settings(args.netuid));
     let worker = tokio::spawn(worker.run(shutdown.clone()));

@@ -137,10 +137,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(store) = &store {
         // Every worker reads the same scores from the audit log (README, "Answer quality").
-        let refresh = RefreshConfig {
-            every: Duration::from_secs(2),
-            window: config.quality.scores.half_life() * 6,
-        };
+        let refresh = RefreshConfig::for_board(&config.quality.scores);
         let (store, board, stop) = (
             store.clone(),
             config.quality.scores.clone(),

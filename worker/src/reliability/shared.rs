@@ -20,6 +20,16 @@ pub struct RefreshConfig {
     pub window: Duration,
 }
 
+impl RefreshConfig {
+    /// Every 2 s, 6 of `board`'s half-lives back: what every worker runs.
+    pub fn for_board(board: &Scoreboard) -> Self {
+        RefreshConfig {
+            every: Duration::from_secs(2),
+            window: board.half_life() * 6,
+        }
+    }
+}
+
 /// The tallies `buckets` make, each weighted by its age on `board`'s half-life.
 pub fn tallies(board: &Scoreboard, buckets: &[VerdictBucket]) -> HashMap<MinerKey, Tally> {
     let now = Utc::now();
