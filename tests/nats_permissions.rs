@@ -301,6 +301,11 @@ async fn each_role_works_with_its_own_user_and_cannot_do_another_roles_work() {
         .await;
     api.tries(format!("{prefix}.cancel.somejob"), Try::Publish, !REFUSED)
         .await;
+    // No role reads another's replies: each has its own inbox.
+    api.tries(format!("_INBOX_{prefix}-worker.>"), Try::Subscribe, REFUSED)
+        .await;
+    api.tries("_INBOX.>".to_string(), Try::Subscribe, REFUSED)
+        .await;
     // The worker's cannot publish jobs, metagraph notices or cancels, nor read events.
     let mut worker = User::connect(nats, &format!("{prefix}-worker")).await;
     worker
@@ -314,6 +319,9 @@ async fn each_role_works_with_its_own_user_and_cannot_do_another_roles_work() {
         .await;
     worker
         .tries(format!("{prefix}.events.>"), Try::Subscribe, REFUSED)
+        .await;
+    worker
+        .tries(format!("_INBOX_{prefix}-api.>"), Try::Subscribe, REFUSED)
         .await;
     worker
         .tries(

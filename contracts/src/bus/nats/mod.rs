@@ -52,11 +52,15 @@ impl NatsBus {
         let connected = std::sync::Arc::new(connected);
         // async-nats sends no user info from a URL: pass it as the CONNECT's user and password
         // (per-role NATS users, `nats://<user>:<password>@host`).
+        // A role's user gets an inbox of its own (`_INBOX_<user>.…`, for request replies and
+        // pulled jobs), so its NATS permissions need not let it read another role's replies.
         let mut options = async_nats::ConnectOptions::new();
         if let Ok(addr) = url.parse::<async_nats::ServerAddr>()
             && let (Some(user), Some(pass)) = (addr.username(), addr.password())
         {
-            options = options.user_and_password(user.to_string(), pass.to_string());
+            options = options
+                .user_and_password(user.to_string(), pass.to_string())
+                .custom_inbox_prefix(inbox_prefix(user));
         }
         let client = options
             .name(format!("sn1-gateway/{}", subjects.prefix()))
@@ -216,6 +220,22 @@ fn decoded<T: DeserializeOwned + Send + 'static>(
         };
         async move { item }
     })
+}
+
+/// The inbox prefix of NATS user `user`: `_INBOX_` + the name, with anything but letters,
+/// digits, `-` and `_` as `_` (a subject token must not hold `.`, `*`, `>` or spaces).
+pub fn inbox_prefix(user: &str) -> String {
+    let token: String = user
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("_INBOX_{token}")
 }
 
 /// Hands each event of an inbox's subscription to its request (the last token of the subject).
