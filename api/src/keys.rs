@@ -9,10 +9,14 @@
 //! once a second ([`UsageTally`]), so a busy key's requests do not queue on its usage row. Revocation and limit changes are read by that same call, so they hold
 //! on every replica from the next request on.
 //!
-//! **When the store cannot be reached** (error, or no answer within [`ADMIT_TIMEOUT`]) the api
-//! fails open for keys it admitted in the last [`REMEMBER_FOR`] — they are served without
-//! limits, counted in `sn1_api_key_admissions_total{verdict="store_unavailable"}` — and closed
-//! (503, `Retry-After`) for any other key. Authentication stays: a key nobody has seen valid is
+//! **When the store cannot be reached** (connection refused, reset or closed) the api fails
+//! open for keys it admitted in the last [`REMEMBER_FOR`] — they are served without limits,
+//! counted in `sn1_api_key_admissions_total{verdict="store_unavailable"}` — and closed (503,
+//! `Retry-After`) for any other key. When it is reachable but **busy** (no free connection, a
+//! lock wait over 250 ms, no verdict within [`ADMIT_TIMEOUT`]) every managed key gets 503: a
+//! flood must never switch limits off. One key's admissions go to the store one at a time per
+//! replica, at most 12 of all keys at once, and at most 256 of one key wait
+//! ([`PendingAdmissions`]); beyond, 429 without asking the store. Authentication stays: a key nobody has seen valid is
 //! never let in. Limits do not hold during the outage: they exist for fairness and cost, and a
 //! key-store outage should not stop paying clients' traffic (the chat path itself needs no
 //! database). A key revoked during the outage keeps working on the replicas that remember it
@@ -23,13 +27,13 @@ use crate::auth::presented_key;
 use crate::error::ApiError;
 use crate::openai::response::estimate_tokens;
 use axum::http::HeaderMap;
-use sn1_contracts::store::Store;
 use sn1_contracts::store::keys::{Admission, KEY_PREFIX, KeyUsage, key_sha256};
+use sn1_contracts::store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod memory;
-pub use memory::{RecentKeys, UsageTally};
+pub use memory::{PendingAdmissions, RecentKeys, UsageTally};
 
 /// Longest wait for the store's verdict before it counts as unreachable.
 pub const ADMIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -135,15 +139,26 @@ async fn admit_managed(
         _ => return Err(ApiError::Unauthorized),
     };
     let sha = key_sha256(key);
-    let verdict = tokio::time::timeout(
-        ADMIT_TIMEOUT,
-        store.admit_key(&sha, request_id, lease_length(state)),
-    )
+    // A flood of one key (or of made-up keys) waits here, not on the store's connections.
+    let Some(waiting) = state.pending_admissions.enter(&sha) else {
+        count("too_many_waiting");
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 1,
+            message: "too many requests with this API key are waiting to be admitted; retry shortly",
+        });
+    };
+    let verdict = tokio::time::timeout(ADMIT_TIMEOUT, async {
+        let _turn = waiting.turn().await;
+        store.admit_key(&sha, request_id, lease_length(state)).await
+    })
     .await;
     let admission = match verdict {
         Ok(Ok(admission)) => admission,
-        Ok(Err(e)) => return fail_open(state, &sha, &e.to_string()),
-        Err(_) => return fail_open(state, &sha, "no answer in time"),
+        Ok(Err(e)) => return unavailable(state, store, &sha, request_id, &e),
+        Err(_) => {
+            let late = StoreError::Busy(format!("no verdict within {ADMIT_TIMEOUT:?}"));
+            return unavailable(state, store, &sha, request_id, &late);
+        }
     };
     count(verdict_name(&admission));
     match admission {
@@ -185,9 +200,26 @@ async fn admit_managed(
     }
 }
 
-/// The store did not answer: a key admitted recently gets in (without limits), others 503.
-fn fail_open(state: &AppState, sha: &str, cause: &str) -> Result<Caller, ApiError> {
-    tracing::warn!(cause = %cause, "key store unavailable; only recently admitted keys are let in");
+/// The store gave no verdict. Any lease it may still have taken for this request is given back.
+/// Unreachable (refused, reset): a key admitted recently gets in, without limits (fail open).
+/// Busy (no free connection, a lock wait, no answer in time) — which a flood can cause — or any
+/// other error: 503 for every managed key (fail closed), so overloading the store never turns
+/// limits off.
+fn unavailable(
+    state: &AppState,
+    store: &Store,
+    sha: &str,
+    request_id: uuid::Uuid,
+    cause: &StoreError,
+) -> Result<Caller, ApiError> {
+    let store = store.clone();
+    tokio::spawn(async move { store.release_lease(request_id).await });
+    let reachable = !matches!(cause, StoreError::Unreachable(_) | StoreError::Connect(_));
+    tracing::warn!(cause = %cause, fail_open = !reachable, "no verdict from the key store");
+    if reachable {
+        count("store_busy");
+        return Err(ApiError::KeyStoreUnavailable);
+    }
     count("store_unavailable");
     state
         .recent_keys

@@ -92,6 +92,8 @@ pub struct AppState {
     pub store: Option<Store>,
     /// Managed keys admitted recently (let in while the store is unreachable).
     pub recent_keys: Arc<keys::RecentKeys>,
+    /// Managed-key admissions waiting for the store (capped per key and in all).
+    pub pending_admissions: Arc<keys::PendingAdmissions>,
     /// Managed keys' usage served here, added to the store once a second.
     pub usage: Arc<keys::UsageTally>,
     /// The key of `/admin/keys` (`ADMIN_KEY`); without it the admin API is off.
@@ -112,6 +114,7 @@ impl AppState {
             config: Arc::new(config),
             store: None,
             recent_keys: Arc::default(),
+            pending_admissions: Arc::default(),
             usage: Arc::default(),
             admin_key: None,
             inbox: Arc::default(),

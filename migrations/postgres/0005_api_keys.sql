@@ -54,6 +54,9 @@ BEGIN
     -- few milliseconds of admissions in a Postgres crash gives back a few tokens and leases,
     -- which is harmless; waiting for the disk would queue every request of a busy key.
     PERFORM set_config('synchronous_commit', 'off', true);
+    -- A key's requests queue on its row; past 250 ms the admission gives up (SQLSTATE 55P03)
+    -- instead of holding a pooled connection while a flood of one key's requests waits.
+    PERFORM set_config('lock_timeout', '250ms', true);
     SELECT * INTO k FROM api_keys AS a WHERE a.key_sha256 = p_sha256 FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT NULL::text, 'unknown'::text, NULL::double precision, false;

@@ -6,8 +6,9 @@ use super::{REMEMBER_FOR, USAGE_EVERY};
 use sn1_contracts::store::Store;
 use sn1_contracts::store::keys::KeyUsage;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 /// Managed keys this replica admitted recently (by hash), for when the store is unreachable.
@@ -33,6 +34,79 @@ impl RecentKeys {
         let seen = self.seen.lock().ok()?;
         let (id, at) = seen.get(sha)?;
         (at.elapsed() < REMEMBER_FOR).then(|| id.clone())
+    }
+}
+
+/// Managed-key admissions waiting for the store. One key's admissions go to the store one at a
+/// time per replica (they would queue on the key's row anyway, each holding a connection), at
+/// most [`PendingAdmissions::IN_FLIGHT`] of all keys use it at once (the pool keeps room for
+/// the rest), and at most [`PendingAdmissions::PER_KEY`] of one key wait: a flood of one key is
+/// refused here, before it holds the store's connections.
+#[derive(Debug)]
+pub struct PendingAdmissions {
+    per_key: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
+    in_flight: Semaphore,
+}
+
+impl Default for PendingAdmissions {
+    fn default() -> Self {
+        PendingAdmissions {
+            per_key: Mutex::default(),
+            in_flight: Semaphore::new(Self::IN_FLIGHT),
+        }
+    }
+}
+
+impl PendingAdmissions {
+    /// Admissions of one key that may wait at once on one replica.
+    pub const PER_KEY: usize = 256;
+    /// Admissions using the store at once (the api's pool has 16 connections).
+    pub const IN_FLIGHT: usize = 12;
+
+    /// A place in key `sha`'s queue, or `None` when it is full.
+    pub(super) fn enter(&self, sha: &str) -> Option<Waiting<'_>> {
+        let mut per_key = self.per_key.lock().ok()?;
+        let (turn, waiting) = per_key
+            .entry(sha.to_string())
+            .or_insert_with(|| (Arc::new(Semaphore::new(1)), 0));
+        if *waiting >= Self::PER_KEY {
+            return None;
+        }
+        *waiting += 1;
+        Some(Waiting {
+            queue: self,
+            sha: sha.to_string(),
+            turn: turn.clone(),
+        })
+    }
+}
+
+/// A waiting admission; leaves the queue when dropped.
+pub(super) struct Waiting<'a> {
+    queue: &'a PendingAdmissions,
+    sha: String,
+    turn: Arc<Semaphore>,
+}
+
+impl Waiting<'_> {
+    /// Waits for this key's turn and a free place at the store; hold the result while asking.
+    pub(super) async fn turn(&self) -> Option<(SemaphorePermit<'_>, SemaphorePermit<'_>)> {
+        let mine = self.turn.acquire().await.ok()?;
+        let store = self.queue.in_flight.acquire().await.ok()?;
+        Some((mine, store))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut per_key) = self.queue.per_key.lock()
+            && let Some((_, n)) = per_key.get_mut(&self.sha)
+        {
+            *n -= 1;
+            if *n == 0 {
+                per_key.remove(&self.sha);
+            }
+        }
     }
 }
 
@@ -94,6 +168,29 @@ mod tests {
         assert_eq!(recent.recall("h").as_deref(), Some("key-1"));
         recent.forget("h");
         assert_eq!(recent.recall("h"), None);
+    }
+
+    #[tokio::test]
+    async fn one_keys_admissions_take_turns_and_its_queue_is_capped() {
+        let queue = PendingAdmissions::default();
+        let first = queue.enter("a").expect("a place");
+        let second = queue.enter("a").expect("a place");
+        let turn = first.turn().await.expect("first turn");
+        // The second waits for the first; another key does not.
+        let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), second.turn())
+            .await
+            .is_err();
+        assert!(blocked, "two admissions of one key at once");
+        let other = queue.enter("b").expect("a place");
+        assert!(other.turn().await.is_some());
+        drop(turn);
+        assert!(second.turn().await.is_some());
+        let full: Vec<_> = (2..PendingAdmissions::PER_KEY)
+            .map(|_| queue.enter("a").expect("a place"))
+            .collect();
+        assert!(queue.enter("a").is_none(), "one key past its cap");
+        drop((first, second, full, other));
+        assert!(queue.per_key.lock().unwrap().is_empty());
     }
 
     #[test]

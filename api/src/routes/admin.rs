@@ -165,7 +165,14 @@ pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<CreatedKey>), AdminError> {
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, &'static str); 1],
+        Json<CreatedKey>,
+    ),
+    AdminError,
+> {
     let store = guard(&state, &headers)?;
     let body: CreateKey = parse(&body)?;
     let new = NewKey {
@@ -183,7 +190,9 @@ pub async fn create(
     };
     let created = store.create_key(&new).await?;
     tracing::info!(key_id = %created.info.id, "admin: key created");
-    Ok((StatusCode::CREATED, Json(created)))
+    // The body holds the key: no cache along the way may keep it.
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    Ok((StatusCode::CREATED, no_store, Json(created)))
 }
 
 /// Every managed key (no secrets).

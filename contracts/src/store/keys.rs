@@ -182,7 +182,12 @@ pub(crate) fn verdict(
         },
         "rpm" => Admission::OverRpm {
             key_id: key(key_id)?,
-            retry_after: Duration::from_secs_f64(retry_after_s.unwrap_or(1.0).clamp(0.0, 3600.0)),
+            retry_after: Duration::from_secs_f64(
+                retry_after_s
+                    .filter(|s| s.is_finite())
+                    .unwrap_or(1.0)
+                    .clamp(0.0, 3600.0),
+            ),
         },
         other => {
             return Err(StoreError::Invalid(format!(

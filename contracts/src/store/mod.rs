@@ -48,10 +48,27 @@ pub enum StoreError {
     /// A query failed (possibly for a passing reason).
     #[error("database error: {0}")]
     Query(String),
+    /// The database cannot be reached: the connection was refused, reset or closed.
+    #[error("the database is unreachable: {0}")]
+    Unreachable(String),
+    /// The database is reachable but could not answer in time: no pooled connection was free,
+    /// or a lock wait timed out (Postgres SQLSTATE 55P03).
+    #[error("the database is busy: {0}")]
+    Busy(String),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+                return StoreError::Unreachable(e.to_string());
+            }
+            sqlx::Error::PoolTimedOut => return StoreError::Busy(e.to_string()),
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+                return StoreError::Busy(e.to_string());
+            }
+            _ => {}
+        }
         let refused = match &e {
             sqlx::Error::Database(db) => db
                 .code()

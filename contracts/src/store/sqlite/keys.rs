@@ -149,12 +149,15 @@ pub(crate) async fn admit(
 ) -> Result<Admission, StoreError> {
     let _one_at_a_time = ADMISSION.lock().await;
     let now = Utc::now();
+    // Read and write in one IMMEDIATE transaction: a change from another process (the `keys`
+    // command) lands before or after this admission, never in the middle.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let row: Option<Limits> = sqlx::query_as(
         "SELECT id, revoked_at, expires_at, rpm, max_streams, tokens, refilled_at
          FROM api_keys WHERE key_sha256 = ?1",
     )
     .bind(sha256)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some((key_id, revoked_at, expires_at, rpm, max_streams, tokens, refilled_at)) = row else {
         return Ok(Admission::Unknown);
@@ -165,7 +168,6 @@ pub(crate) async fn admit(
     if parse_opt(expires_at)?.is_some_and(|t| t <= now) {
         return Ok(Admission::Expired { key_id });
     }
-    let mut tx = pool.begin().await?;
     if let Some(max) = max_streams {
         sqlx::query("DELETE FROM api_key_leases WHERE key_id = ?1 AND expires_at <= ?2")
             .bind(&key_id)
