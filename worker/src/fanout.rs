@@ -16,7 +16,8 @@
 //! has sent that much usable text (the others stay warm until then); with `stall_after` a
 //! committed miner silent that long is dropped as stalled, and `fanout/failover.rs` asks spare
 //! miners to continue the answer (the conversation plus the text sent so far as a partial
-//! assistant turn) or ends the answer at once with a clear error.
+//! assistant turn) or ends the answer at once with a clear error. A spare that starts the answer
+//! over instead is trimmed to what it adds, or rejected (`fanout/state/overlap.rs`).
 
 mod failover;
 mod miner_span;
@@ -152,6 +153,10 @@ async fn run_after(
     let prompt = request.prompt.messages.last().cloned().unwrap_or_default();
     let mut fanout = Fanout::new(&request.targets, request.strategy, prompt)
         .with_hedge(request.quality.hedge_chars);
+    if !prior.is_empty() {
+        // A continuation that starts the answer over is trimmed or rejected, never appended.
+        fanout = fanout.continuing(prior.clone());
+    }
     let (mut readers, mut rx) = Readers::start(dendrite, &request, started);
     let keep_text = request.quality.failover.attempts > 0;
     let continuing = !prior.is_empty();

@@ -43,19 +43,30 @@ async fn fleet(n: u16, staller: bool) -> Fleet {
 
 /// Like [`fleet`], the highest uid misbehaving as `bad`.
 async fn fleet_with(n: u16, bad: Option<Misbehaviour>) -> Fleet {
+    fleet_of(n, |uid, c| {
+        if uid == n - 1 {
+            c.misbehaviour = bad.clone();
+        }
+    })
+    .await
+}
+
+/// Miners 0..n answering the same text, each then set up by `setup`.
+async fn fleet_of(n: u16, setup: impl Fn(u16, &mut SimMinerConfig)) -> Fleet {
     let configs = (0..n)
         .map(|uid| {
             let mut c = SimMinerConfig::for_uid(uid).unwrap();
             c.reply.same_for_all = true;
             c.reply.chunk_delay = Duration::from_millis(10);
-            if uid == n - 1 {
-                c.misbehaviour = bad.clone();
-            }
+            setup(uid, &mut c);
             c
         })
         .collect();
     Fleet::start_with(configs).await.unwrap()
 }
+
+/// A restart in other words: the answer's opening, then something else.
+const OTHER_WORDS: &str = "You asked about sourdough. Feed it flour and water every day.";
 
 fn runner(fleet: &Fleet, quality: QualityConfig) -> JobRunner {
     let hotkey = Hotkey::from_seed_hex(&format!("0x{}", "22".repeat(32))).unwrap();
@@ -266,4 +277,91 @@ async fn two_workers_sharing_a_store_converge_on_the_same_scores() {
         .min_by(|x, y| x.1.score().total_cmp(&y.1.score()))
         .unwrap();
     assert_eq!(worst.0, &key);
+}
+
+#[tokio::test]
+async fn a_spare_that_restarts_the_answer_is_trimmed_and_the_client_gets_it_once() {
+    // uid 2 stalls after 48 characters; uid 1, asked to continue, answers from the start.
+    let fleet = fleet_of(3, |uid, c| {
+        c.misbehaviour = match uid {
+            2 => Some(Misbehaviour::StallAfter { chunks: 3 }),
+            1 => Some(Misbehaviour::Restart),
+            _ => None,
+        }
+    })
+    .await;
+    let runner = runner(&fleet, quality(2));
+    let (summary, text, last) = run(&runner, &job(1, SamplingMode::TopIncentive, 20)).await;
+    assert_eq!(summary.status, JobStatus::Answered, "{:?}", summary.error);
+    assert_eq!(text, fleet_answer(QUESTION));
+    assert!(
+        matches!(last, Some(WorkerEvent::Done { uid: 1, .. })),
+        "{last:?}"
+    );
+    assert_eq!(summary.failovers.len(), 1);
+    assert_eq!(summary.failovers[0].to_uid, Some(1));
+    let spare = summary.miners.iter().find(|m| m.target.uid == 1).unwrap();
+    assert!(spare.continuation && spare.selected);
+    // Its audit copy is what it said: the whole answer, opening included.
+    assert_eq!(spare.text, fleet_answer(QUESTION));
+}
+
+#[tokio::test]
+async fn a_spare_that_restarts_in_other_words_is_rejected_and_the_next_one_continues() {
+    // uid 3 stalls; uid 2 starts over in other words; uid 1 continues.
+    let fleet = fleet_of(4, |uid, c| match uid {
+        3 => c.misbehaviour = Some(Misbehaviour::StallAfter { chunks: 3 }),
+        2 => c.reply.text = Some(OTHER_WORDS.into()),
+        _ => {}
+    })
+    .await;
+    let runner = runner(&fleet, quality(2));
+    let (summary, text, last) = run(&runner, &job(1, SamplingMode::TopIncentive, 20)).await;
+    assert_eq!(summary.status, JobStatus::Answered, "{:?}", summary.error);
+    assert_eq!(text, fleet_answer(QUESTION));
+    assert!(
+        matches!(last, Some(WorkerEvent::Done { uid: 1, .. })),
+        "{last:?}"
+    );
+    // Recorded: the try that came to nothing and why, then the one that continued.
+    let tries: Vec<_> = summary
+        .failovers
+        .iter()
+        .map(|f| (f.from_uid, f.to_uid, f.at_chars))
+        .collect();
+    assert_eq!(tries, vec![(3, None, 48), (3, Some(1), 48)]);
+    let reason = &summary.failovers[0].reason;
+    assert!(reason.contains("uid 2: restarted"), "{reason}");
+    let restarted = summary.miners.iter().find(|m| m.target.uid == 2).unwrap();
+    assert!(restarted.continuation && !restarted.selected);
+    assert_eq!(restarted.rejected, Some("restarted"));
+}
+
+#[tokio::test]
+async fn when_every_spare_restarts_in_other_words_the_answer_ends_with_an_error() {
+    let fleet = fleet_of(3, |uid, c| match uid {
+        2 => c.misbehaviour = Some(Misbehaviour::StallAfter { chunks: 3 }),
+        _ => c.reply.text = Some(OTHER_WORDS.into()),
+    })
+    .await;
+    let runner = runner(&fleet, quality(2));
+    let started = Instant::now();
+    let (summary, text, last) = run(&runner, &job(1, SamplingMode::TopIncentive, 20)).await;
+    let took = started.elapsed();
+    assert_eq!(summary.status, JobStatus::Broken);
+    // Only the stalled miner's text, nothing of the restarts.
+    assert_eq!(text, fleet_answer(QUESTION)[..48]);
+    let Some(WorkerEvent::Error { message, .. }) = last else {
+        panic!("expected an error event, got {last:?}");
+    };
+    assert!(message.contains("stopped sending mid-answer"), "{message}");
+    assert!(took < STALL_AFTER + Duration::from_secs(2), "took {took:?}");
+    assert_eq!(summary.failovers.len(), 2);
+    assert!(summary.failovers.iter().all(|f| f.to_uid.is_none()));
+    assert!(
+        summary
+            .failovers
+            .iter()
+            .all(|f| f.reason.contains("restarted"))
+    );
 }

@@ -121,6 +121,9 @@ pub enum Misbehaviour {
     /// This many one-byte chunks of letters (`abc…z` repeated), at the script's chunk gap: the
     /// hostile miner whose every chunk would grow the seed's accumulated events.
     ByteFlood(usize),
+    /// Asked to continue a partial answer, answer the whole text from its start instead (as an
+    /// OpenAI-style backend that starts a new assistant turn rather than continuing one).
+    Restart,
 }
 
 /// The refusal text of [`Misbehaviour::Refusal`].

@@ -73,7 +73,7 @@ pub fn continuation<'a>(roles: &[String], messages: &'a [String]) -> Option<(&'a
 /// The plan for an accepted request. `ErrorStatus` is answered before any body and is not
 /// planned here (it plans as a normal reply). A continuation request (see [`continuation`])
 /// gets what its normal answer to the question adds after the partial answer (the whole
-/// answer when the partial is not a prefix of it).
+/// answer when the partial is not a prefix of it, or with [`Misbehaviour::Restart`]).
 pub fn plan(
     script: &ReplyScript,
     misbehaviour: Option<&Misbehaviour>,
@@ -90,8 +90,8 @@ pub fn plan(
             None => default_answer(uid, question),
         };
         match whole.strip_prefix(partial) {
-            Some(rest) => rest.to_owned(),
-            None => whole,
+            Some(rest) if misbehaviour != Some(&Misbehaviour::Restart) => rest.to_owned(),
+            _ => whole,
         }
     };
     let text = match misbehaviour {
@@ -346,6 +346,15 @@ mod tests {
         let partial = whole[..40].to_owned();
         let rest = text(plan(&s, None, 2, (&roles, &["Why?".into(), partial]), "5X"));
         assert_eq!(format!("{}{rest}", &whole[..40]), whole);
+        // A restarting miner answers the whole text again.
+        let again = plan(
+            &s,
+            Some(&Misbehaviour::Restart),
+            2,
+            (&roles, &["Why?".into(), whole[..40].to_owned()]),
+            "5X",
+        );
+        assert_eq!(text(again), whole);
         // A stalling miner continues as far as it would have gone, then stalls again.
         let stall = plan(
             &s,

@@ -8,12 +8,15 @@
 //!
 //! A continuation is itself a fan-out ([`super::run_after`]) over the next spares, with no
 //! hedge and a short time to start ([`Failover::wait`]): it can stall and fail over again while
-//! attempts are left. With no attempt or spare left, or no continuation in time, the answer
-//! ends at once with a `StreamError` naming the stall — never at the deadline.
+//! attempts are left. A spare that starts the answer over is trimmed to what it adds, or
+//! rejected when it restarts in other words (`state/overlap.rs`); when every spare of a try gave
+//! no usable continuation, the next spares are tried while attempts are left. With no attempt
+//! or spare left, or no continuation in time, the answer ends at once with a `StreamError`
+//! naming the stall — never at the deadline.
 
 use super::{FanoutEnd, FanoutReport, FanoutRequest, run_after};
 use crate::fanout::AnswerChunk;
-use sn1_bittensor::dendrite::{Dendrite, MinerTarget};
+use sn1_bittensor::dendrite::{Dendrite, MinerTarget, Prompt};
 use sn1_contracts::job::Strategy;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -126,6 +129,99 @@ pub(super) async fn continue_answer(
         });
         return report;
     }
+    let prompt = continuation_prompt(request, &stall);
+    let (mut spares, mut attempts) = (failover.spares.as_slice(), failover.attempts);
+    loop {
+        let (targets, rest) = spares.split_at(width.min(spares.len()));
+        let next = FanoutRequest {
+            targets: targets.to_vec(),
+            prompt: prompt.clone(),
+            protocol: request.protocol.clone(),
+            limits: request.limits,
+            strategy: Strategy::First,
+            deadline: request.deadline,
+            quality: super::Quality {
+                hedge_chars: 0,
+                failover: Failover {
+                    spares: rest.to_vec(),
+                    attempts: attempts - 1,
+                    ..failover.clone()
+                },
+                ..request.quality.clone()
+            },
+        };
+        let by = tokio::time::Instant::now() + failover.wait;
+        tracing::info!(
+            stalled_uid = stall.uid,
+            at_chars,
+            spares = ?targets.iter().map(|t| t.uid).collect::<Vec<_>>(),
+            "committed miner stalled; asking for a continuation"
+        );
+        let (sent, tried) = (stall.sent.clone(), Instant::now());
+        let inner = Box::pin(run_after(
+            dendrite,
+            next,
+            cancel.clone(),
+            out.clone(),
+            sent,
+            Some(by),
+        ))
+        .await;
+        let to_uid = inner.commit.map(|c| c.uid);
+        // Every spare of this try answered, none usably (restarted, refused, failed): the next
+        // spares get their turn while attempts are left.
+        let retry = to_uid.is_none()
+            && inner.end == FanoutEnd::NoAnswer
+            && attempts > 1
+            && !rest.is_empty();
+        report.failovers.push(FailoverRecord {
+            from_uid: stall.uid,
+            to_uid,
+            reason: match (to_uid, &inner.end) {
+                (Some(_), _) => reason.clone(),
+                (None, FanoutEnd::NoAnswer) => {
+                    format!("{reason}; no usable continuation ({})", unusable(&inner))
+                }
+                (None, _) => format!(
+                    "{reason}; no continuation within {} ms",
+                    failover.wait.as_millis()
+                ),
+            },
+            at_chars,
+            gap: inner
+                .time_to_first_chunk
+                .map_or_else(|| detected.elapsed(), |t| tried - detected + t),
+        });
+        report.failovers.extend(inner.failovers);
+        report.miners.extend(inner.miners.into_iter().map(|mut m| {
+            m.continuation = true;
+            m
+        }));
+        report.text_held.peak_bytes = report.text_held.peak_bytes.max(inner.text_held.peak_bytes);
+        report.text_held.over_budget += inner.text_held.over_budget;
+        if retry {
+            (spares, attempts) = (rest, attempts - 1);
+            continue;
+        }
+        report.end = match inner.end {
+            FanoutEnd::TimedOut | FanoutEnd::NoAnswer => FanoutEnd::Broken {
+                uid: stall.uid,
+                reason: not_continued.clone(),
+            },
+            other => other,
+        };
+        tracing::info!(
+            stalled_uid = stall.uid,
+            continued_by = to_uid,
+            since_start_ms = stall.started.elapsed().as_millis() as u64,
+            "failover over"
+        );
+        return report;
+    }
+}
+
+/// The request's conversation with the text sent so far as a partial `assistant` turn.
+fn continuation_prompt(request: &FanoutRequest, stall: &Stall) -> Prompt {
     let mut prompt = request.prompt.clone();
     if stall.continuing {
         // Already a continuation: the partial answer grows, it is not a second turn.
@@ -135,67 +231,22 @@ pub(super) async fn continue_answer(
     prompt.roles.resize(prompt.messages.len(), "user".into());
     prompt.roles.push("assistant".into());
     prompt.messages.push(stall.sent.clone());
-    let (targets, rest) = failover.spares.split_at(width.min(failover.spares.len()));
-    let next = FanoutRequest {
-        targets: targets.to_vec(),
-        prompt,
-        protocol: request.protocol.clone(),
-        limits: request.limits,
-        strategy: Strategy::First,
-        deadline: request.deadline,
-        quality: super::Quality {
-            hedge_chars: 0,
-            failover: Failover {
-                spares: rest.to_vec(),
-                attempts: failover.attempts - 1,
-                ..failover.clone()
-            },
-            ..request.quality.clone()
-        },
-    };
-    let by = tokio::time::Instant::now() + failover.wait;
-    tracing::info!(
-        stalled_uid = stall.uid,
-        at_chars,
-        spares = ?targets.iter().map(|t| t.uid).collect::<Vec<_>>(),
-        "committed miner stalled; asking for a continuation"
-    );
-    let inner = Box::pin(run_after(dendrite, next, cancel, out, stall.sent, Some(by))).await;
-    let to_uid = inner.commit.map(|c| c.uid);
-    report.failovers.push(FailoverRecord {
-        from_uid: stall.uid,
-        to_uid,
-        reason: match to_uid {
-            Some(_) => reason,
-            None => format!(
-                "{reason}; no continuation within {} ms",
-                failover.wait.as_millis()
-            ),
-        },
-        at_chars,
-        gap: inner
-            .time_to_first_chunk
-            .unwrap_or_else(|| detected.elapsed()),
-    });
-    report.failovers.extend(inner.failovers);
-    report.miners.extend(inner.miners.into_iter().map(|mut m| {
-        m.continuation = true;
-        m
-    }));
-    report.text_held.peak_bytes = report.text_held.peak_bytes.max(inner.text_held.peak_bytes);
-    report.text_held.over_budget += inner.text_held.over_budget;
-    report.end = match inner.end {
-        FanoutEnd::TimedOut | FanoutEnd::NoAnswer => FanoutEnd::Broken {
-            uid: stall.uid,
-            reason: not_continued.clone(),
-        },
-        other => other,
-    };
-    tracing::info!(
-        stalled_uid = stall.uid,
-        continued_by = to_uid,
-        since_start_ms = stall.started.elapsed().as_millis() as u64,
-        "failover over"
-    );
-    report
+    prompt
+}
+
+/// Why each miner of a continuation that came to nothing was not used, for the record.
+fn unusable(inner: &FanoutReport) -> String {
+    let why: Vec<String> = inner
+        .miners
+        .iter()
+        .map(|m| {
+            let why = match (m.rejected, &m.outcome) {
+                (Some(r), _) => r.to_owned(),
+                (None, Some(o)) => super::describe(&o.kind),
+                (None, None) => "dropped".to_owned(),
+            };
+            format!("uid {}: {why}", m.target.uid)
+        })
+        .collect();
+    why.join(", ")
 }

@@ -5,8 +5,10 @@
 //! (every reply has ended) and [`Fanout::on_deadline`]. Each updates the state and returns a
 //! [`Step`]: the chunks to pass on, the miners to drop, and whether the fan-out is over.
 //! [`super::run`] feeds it from one select loop; the tests feed it synthetic events. Hedged
-//! commit and stall detection are in `state/quality.rs`.
+//! commit and stall detection are in `state/quality.rs`; continuations that start the answer
+//! over are judged in `state/overlap.rs`.
 
+mod overlap;
 mod quality;
 
 pub(crate) use quality::STALLED;
@@ -71,6 +73,8 @@ struct Miner {
     ready: bool,
     /// Characters of its text so far.
     chars: usize,
+    /// Whether its text continues the answer or starts it over (when continuing).
+    overlap: overlap::Judge,
 }
 
 /// The state of one fan-out.
@@ -96,6 +100,8 @@ pub(crate) struct Fanout {
     stalled: Option<usize>,
     /// The chosen miner and why, once its reply broke off mid-answer (reset, error).
     broken: Option<(usize, String)>,
+    /// When continuing an answer: the text the client already has.
+    sent: Option<String>,
 }
 
 /// How much reply text one fan-out held.
@@ -126,6 +132,7 @@ impl Fanout {
                 done: false,
                 ready: false,
                 chars: 0,
+                overlap: overlap::Judge::default(),
             })
             .collect();
         Fanout {
@@ -140,6 +147,7 @@ impl Fanout {
             commit_chars: None,
             stalled: None,
             broken: None,
+            sent: None,
         }
     }
 
@@ -174,10 +182,11 @@ impl Fanout {
         if miner.ready {
             return self.ready(i);
         }
-        match miner.judge.feed(&text, &self.prompt) {
+        let verdict = miner.judge.feed(&text, &self.prompt);
+        match self.past_overlap(i, &text, verdict) {
             PrefixVerdict::Wait => Step::wait(),
             PrefixVerdict::Reject(reason) => {
-                miner.record.rejected = Some(reason);
+                self.miners[i].record.rejected = Some(reason);
                 Step {
                     drop: vec![i],
                     ..Step::wait()
@@ -296,19 +305,21 @@ impl Fanout {
         self.strategy == Strategy::First && self.chosen.is_none()
     }
 
-    /// Chooses miner `i`: its held text goes out, every other miner is dropped.
+    /// Chooses miner `i`: its held text goes out (less what repeats the answer so far, when
+    /// continuing), every other miner is dropped.
     fn choose(&mut self, i: usize) -> Step {
         self.chosen = Some(i);
-        self.commit_chars = Some(self.miners[i].chars);
         let miner = &mut self.miners[i];
         let text = miner.record.text.as_str();
-        let mut start = 0;
+        let mut start = miner.overlap.skip();
+        let repeated = text.get(..start).map_or(0, |t| t.chars().count());
+        self.commit_chars = Some(miner.chars.saturating_sub(repeated));
         let held = std::mem::take(&mut miner.held)
             .into_iter()
             .map(|end| {
-                let piece = text.get(start..end).unwrap_or_default().to_owned();
-                start = end;
-                piece
+                let from = start;
+                start = start.max(end);
+                text.get(from..start).unwrap_or_default().to_owned()
             })
             .collect();
         Step {
@@ -349,8 +360,10 @@ impl Fanout {
             record.rejected = Some("miner error");
             return false;
         }
-        record.rejected = cleaning::on_final(&record.text, &self.prompt);
-        record.rejected.is_none()
+        let rejected = cleaning::on_final(&record.text, &self.prompt);
+        let rejected = rejected.or_else(|| self.overlap_final(i));
+        self.miners[i].record.rejected = rejected;
+        rejected.is_none()
     }
 }
 
@@ -405,7 +418,7 @@ mod tests {
         }
     }
 
-    fn ok(text: &str) -> Outcome {
+    pub(super) fn ok(text: &str) -> Outcome {
         outcome(OutcomeKind::Ok, text)
     }
 
