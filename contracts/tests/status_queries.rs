@@ -47,6 +47,15 @@ fn reply(uid: u16, hotkey: &str, outcome: &str, ttfb: Option<f64>) -> serde_json
     })
 }
 
+/// A miner that stalled after committing: the worker stores it as cancelled, with the verdict
+/// `stalled`.
+fn stalled(uid: u16) -> serde_json::Value {
+    let mut miner = reply(uid, &format!("5Hotkey{uid}"), "cancelled", None);
+    miner["quality"] =
+        serde_json::json!({"axon": null, "verdict": "stalled", "continuation": false});
+    miner
+}
+
 fn request(
     at: DateTime<Utc>,
     netuid: u16,
@@ -111,6 +120,9 @@ async fn seed(store: &Store, now: DateTime<Utc>) {
                 reply(2, "5Old2", "ok", Some(5.0)),
             ],
         ),
+        // A committed miner that stalled: stored as cancelled, judged `stalled` — a reply
+        // that did not succeed.
+        request(five, 1, "answered", vec![stalled(1)]),
         // Outside the window, and another subnet's.
         request(now - Duration::hours(2), 1, "answered", vec![ok(1, 1000.0)]),
         request(
@@ -119,9 +131,11 @@ async fn seed(store: &Store, now: DateTime<Utc>) {
             "answered",
             vec![ok(1, 2000.0)],
         ),
+        // A subnet without any snapshot.
+        request(two, 9, "answered", vec![ok(1, 3.0)]),
     ];
     let refs: Vec<&CompletionRecord> = records.iter().collect();
-    assert_eq!(store.insert_audit(&refs).await.unwrap(), 7);
+    assert_eq!(store.insert_audit(&refs).await.unwrap(), 9);
 }
 
 fn check(status: &SubnetStatus, now: DateTime<Utc>) {
@@ -142,8 +156,9 @@ fn check(status: &SubnetStatus, now: DateTime<Utc>) {
     );
     assert_eq!((m1.incentive, m1.stake_tao), (0.1, 10.0));
     let h = &m1.health;
-    assert_eq!((h.asked, h.replies), (5, 4));
-    assert_eq!((h.success_rate, h.empty_rate), (Some(1.0), Some(0.0)));
+    // 4 ok, 1 cancelled (not a reply), 1 stalled (a reply that did not succeed).
+    assert_eq!((h.asked, h.replies), (6, 5));
+    assert_eq!((h.success_rate, h.empty_rate), (Some(0.8), Some(0.0)));
     assert_eq!(h.ttfb_p50_ms, Some(25.0));
     assert!((h.ttfb_p95_ms.unwrap() - 38.5).abs() < 1e-9, "{h:?}");
     assert_eq!(h.last_seen, Some(now - Duration::minutes(2)));
@@ -172,10 +187,10 @@ fn check(status: &SubnetStatus, now: DateTime<Utc>) {
             .unwrap();
         (m.requests, m.errors)
     };
-    assert_eq!(at(now - Duration::minutes(5)), (4, 0));
+    assert_eq!(at(now - Duration::minutes(5)), (5, 0));
     assert_eq!(at(now - Duration::minutes(2)), (1, 1));
     let total: u64 = status.per_minute.iter().map(|m| m.requests).sum();
-    assert_eq!(total, 5, "only netuid 1's requests of the last hour");
+    assert_eq!(total, 6, "only netuid 1's requests of the last hour");
 }
 
 /// Everything a backend answers, checked; returns the default view for the cross-check.
@@ -214,6 +229,17 @@ async fn exercise(store: &Store, now: DateTime<Utc>) -> SubnetStatus {
         .await
         .unwrap();
     assert!(none.snapshot.is_none() && none.miners.is_empty());
+    // Netuid 9 has audit rows in the window but no snapshot: answered without reading the
+    // audit log (anyone may ask for any netuid), so its figures are all zero.
+    let no_snapshot = store
+        .subnet_status(Some(9), now, Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(no_snapshot.snapshot.is_none() && no_snapshot.miners.is_empty());
+    assert_eq!(no_snapshot.per_minute.len(), 61);
+    let requests: u64 = no_snapshot.per_minute.iter().map(|m| m.requests).sum();
+    let ttfbs: u64 = no_snapshot.ttfb_histogram.iter().map(|b| b.count).sum();
+    assert_eq!((requests, ttfbs), (0, 0), "the audit log was not scanned");
     status
 }
 

@@ -4,11 +4,15 @@
 //!
 //! Public, like the metagraph it describes: it shows miners' public identities and how they
 //! answered, and request counts — never prompts, texts or key ids. Because anyone may call it,
-//! answers are cached and computed one at a time: for [`CACHE_TTL`], or for
-//! [`COST_FACTOR`] times as long as the queries took when that is longer — so polling pages,
-//! however many, keep the database busy a fifth of the time at most (measured on Postgres on
-//! a 2-core machine: an hour of 1,000,000 miner rows takes 3.3–4.1 s to summarise, so it is
-//! then reused for ~17–20 s; `contracts/tests/status_queries.rs` `a_busy_hour_in_postgres`).
+//! answers are cached per netuid, and computed once for everyone who asks while it runs: for
+//! [`CACHE_TTL`], or for [`COST_FACTOR`] times as long as the queries took when that is longer
+//! — so polling pages, however many, keep the database busy a fifth of the time at most
+//! (measured on Postgres on a 2-core machine: an hour of 1,000,000 miner rows takes 3.3–4.1 s
+//! to summarise, so it is then reused for ~17–20 s; `contracts/tests/status_queries.rs`
+//! `a_busy_hour_in_postgres`). A failure is reused for [`ERROR_TTL`]. A netuid without any
+//! snapshot is a 404 found without reading the audit log, and the cache keeps
+//! [`CACHE_ENTRIES`] netuids, dropping the stalest one at a time: asking for every netuid in
+//! turn neither scans the audit log for each nor empties the cache.
 
 use crate::AppState;
 use axum::Json;
@@ -21,9 +25,9 @@ use serde_json::json;
 use sn1_contracts::store::status::{SubnetStatus, rfc3339_millis_opt};
 use sn1_contracts::store::{Store, StoreError};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 use utoipa::ToSchema;
 
 /// How long an answer is reused at least: the page refreshes every 10 s, snapshots come every
@@ -40,16 +44,25 @@ pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The audit window the page shows.
 const WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
-/// Netuids cached at once (each `?netuid=` is its own entry); beyond, the cache starts over.
-const CACHE_ENTRIES: usize = 16;
+/// How long a failure (the database unavailable or too slow) is reused: clients are told to
+/// retry later anyway, and a struggling database is not asked again by every poll.
+pub const ERROR_TTL: Duration = Duration::from_secs(3);
 
-/// An answer and until when it is reused.
-type Cached = (Instant, Arc<StatusReport>);
+/// Netuids cached at once (each `?netuid=` is its own entry); beyond, the stalest is dropped.
+pub const CACHE_ENTRIES: usize = 16;
 
-/// Recent answers by requested netuid; the lock is held while one is computed.
+/// What a request is answered.
+type Answer = Result<Arc<StatusReport>, StatusError>;
+
+/// One computation of an answer and until when it is reused: everyone who asks while it runs
+/// waits for it, then it is read until it goes stale.
+type Slot = Arc<OnceCell<(Instant, Answer)>>;
+
+/// Recent answers by requested netuid. The map's lock is only held to look a slot up, never
+/// while an answer is computed.
 #[derive(Default)]
 pub struct StatusCache {
-    entries: Mutex<HashMap<Option<u16>, Cached>>,
+    entries: Mutex<HashMap<Option<u16>, Slot>>,
 }
 
 /// The subnet and its miners' health over the last hour: the store's [`SubnetStatus`] and,
@@ -86,11 +99,14 @@ impl From<SubnetStatus> for StatusReport {
 }
 
 /// Why the status could not be given.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StatusError {
     /// A query parameter is invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// The requested netuid has no metagraph snapshot.
+    #[error("no metagraph snapshot of netuid {0}: the gateway does not follow that subnet")]
+    NoSnapshot(u16),
     /// This api process has no database.
     #[error(
         "this api process has no database (DATABASE_URL is not set): the status page reads \
@@ -106,11 +122,9 @@ impl IntoResponse for StatusError {
     fn into_response(self) -> Response {
         let (status, kind) = match &self {
             StatusError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            StatusError::NoSnapshot(_) => (StatusCode::NOT_FOUND, "not_found"),
             StatusError::NoDatabase => (StatusCode::SERVICE_UNAVAILABLE, "no_database"),
-            StatusError::Store(cause) => {
-                tracing::warn!(cause = %cause, "status query failed");
-                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
-            }
+            StatusError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         };
         metrics::counter!("sn1_api_errors_total", "type" => kind).increment(1);
         let body = json!({"error": {"type": kind, "message": self.to_string()}});
@@ -153,7 +167,7 @@ pub fn parse_netuid(query: Option<&str>) -> Result<Option<u16>, StatusError> {
 /// The subnet at a glance: the newest metagraph snapshot's counts and one row per serving
 /// miner with its health over the last hour (replies, success and empty rates, TTFB p50/p95,
 /// last seen), a TTFB histogram, and requests and errors per minute. Public; cached (2 s at
-/// least).
+/// least; failures 3 s). A netuid without any snapshot is a 404.
 #[utoipa::path(
     get,
     path = "/api/status",
@@ -163,6 +177,8 @@ pub fn parse_netuid(query: Option<&str>) -> Result<Option<u16>, StatusError> {
         (status = 200, description = "The status", body = StatusReport),
         (status = 400, description = "`netuid` is not an integer from 0 to 65535",
             body = crate::docs::ErrorResponse),
+        (status = 404, description = "`netuid` has no metagraph snapshot (`not_found`): the \
+            gateway does not follow that subnet", body = crate::docs::ErrorResponse),
         (status = 503, description = "No database (`no_database`: the api has no \
             DATABASE_URL), or the database is unavailable (`store_unavailable`, with \
             Retry-After)", body = crate::docs::ErrorResponse,
@@ -176,35 +192,90 @@ pub async fn status(
 ) -> Result<Json<Arc<StatusReport>>, StatusError> {
     let netuid = parse_netuid(query.as_deref())?;
     let store = state.store.as_ref().ok_or(StatusError::NoDatabase)?;
-    cache.get(store, netuid).await.map(Json)
+    cache.get(netuid, || compute(store, netuid)).await.map(Json)
+}
+
+/// The answer for `netuid`, from the database.
+async fn compute(store: &Store, netuid: Option<u16>) -> Answer {
+    let query = store.subnet_status(netuid, Utc::now(), WINDOW);
+    let status = tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .map_err(|_| StatusError::Store(format!("no answer within {QUERY_TIMEOUT:?}")))
+        .and_then(|r| r.map_err(|e: StoreError| StatusError::Store(e.to_string())));
+    match status {
+        Ok(status) => answer(netuid, status),
+        Err(e) => {
+            tracing::warn!(cause = %e, "status query failed");
+            Err(e)
+        }
+    }
+}
+
+/// The report, or a 404 for a requested netuid that has no snapshot (the store answered it
+/// without reading the audit log).
+fn answer(requested: Option<u16>, status: SubnetStatus) -> Answer {
+    match requested {
+        Some(netuid) if status.snapshot.is_none() => Err(StatusError::NoSnapshot(netuid)),
+        _ => Ok(Arc::new(StatusReport::from(status))),
+    }
 }
 
 impl StatusCache {
-    /// The answer for `netuid`, from the cache when fresh.
-    async fn get(
-        &self,
-        store: &Store,
-        netuid: Option<u16>,
-    ) -> Result<Arc<StatusReport>, StatusError> {
-        let mut entries = self.entries.lock().await;
-        if let Some((fresh_until, report)) = entries.get(&netuid)
-            && Instant::now() < *fresh_until
-        {
-            return Ok(report.clone());
+    /// The answer for `netuid`: the cached one while fresh; the one being computed, when one
+    /// is; else `compute`'s, then cached. If the caller computing it goes away, the next one
+    /// waiting takes over.
+    async fn get<F, Fut>(&self, netuid: Option<u16>, compute: F) -> Answer
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Answer>,
+    {
+        let slot = self.slot(netuid);
+        let (_, answer) = slot
+            .get_or_init(|| async {
+                let started = Instant::now();
+                let answer = compute().await;
+                let reuse = match &answer {
+                    Err(StatusError::Store(_)) => ERROR_TTL,
+                    _ => CACHE_TTL.max(started.elapsed() * COST_FACTOR),
+                };
+                (Instant::now() + reuse, answer)
+            })
+            .await;
+        answer.clone()
+    }
+
+    /// The slot of `netuid`: its current one when fresh or still being computed, else a new
+    /// one in its place — dropping, when the cache is full, the entry that goes stale first
+    /// (one being computed last: its waiters keep it).
+    fn slot(&self, netuid: Option<u16>) -> Slot {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = entries.get(&netuid) {
+            match slot.get() {
+                Some((fresh_until, _)) if now >= *fresh_until => {}
+                _ => return slot.clone(),
+            }
+        } else if entries.len() >= CACHE_ENTRIES {
+            let stalest = entries
+                .iter()
+                .min_by_key(|(_, slot)| slot.get().map_or((1, now), |(until, _)| (0, *until)))
+                .map(|(key, _)| *key);
+            if let Some(key) = stalest {
+                entries.remove(&key);
+            }
         }
-        let started = Instant::now();
-        let query = store.subnet_status(netuid, Utc::now(), WINDOW);
-        let status = tokio::time::timeout(QUERY_TIMEOUT, query)
-            .await
-            .map_err(|_| StatusError::Store(format!("no answer within {QUERY_TIMEOUT:?}")))?
-            .map_err(|e: StoreError| StatusError::Store(e.to_string()))?;
-        let report = Arc::new(StatusReport::from(status));
-        if entries.len() >= CACHE_ENTRIES {
-            entries.clear();
-        }
-        let reuse = CACHE_TTL.max(started.elapsed() * COST_FACTOR);
-        entries.insert(netuid, (Instant::now() + reuse, report.clone()));
-        Ok(report)
+        let slot = Slot::default();
+        entries.insert(netuid, slot.clone());
+        slot
+    }
+
+    /// How many netuids are cached.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -235,6 +306,124 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A status with a snapshot of `netuid` (or none).
+    fn status_of(netuid: Option<u16>) -> SubnetStatus {
+        SubnetStatus {
+            snapshot: netuid.map(|netuid| sn1_contracts::store::SnapshotInfo {
+                id: 1,
+                netuid,
+                block: 1,
+                block_hash: "0x01".into(),
+                taken_at: Utc::now(),
+            }),
+            generated_at: Utc::now(),
+            window_seconds: 3600,
+            counts: Default::default(),
+            miners: Vec::new(),
+            ttfb_histogram: Vec::new(),
+            per_minute: Vec::new(),
+        }
+    }
+
+    fn report(netuid: Option<u16>) -> Answer {
+        Ok(Arc::new(StatusReport::from(status_of(netuid))))
+    }
+
+    /// A computation that counts its runs and takes `delay`.
+    async fn counted(runs: &std::sync::atomic::AtomicUsize, delay: Duration, a: Answer) -> Answer {
+        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        a
+    }
+
+    fn runs(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_computation() {
+        let cache = StatusCache::default();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let slow = Duration::from_millis(100);
+        let calls = (0..8).map(|_| cache.get(Some(1), || counted(&n, slow, report(Some(1)))));
+        let answers = futures::future::join_all(calls).await;
+        assert_eq!(runs(&n), 1, "one query for eight callers");
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().unwrap().netuid == Some(1))
+        );
+        // Fresh: reused.
+        let again = cache.get(Some(1), || counted(&n, Duration::ZERO, report(Some(1))));
+        again.await.unwrap();
+        assert_eq!(runs(&n), 1);
+        // Another netuid is its own entry.
+        let other = cache.get(Some(2), || counted(&n, Duration::ZERO, report(Some(2))));
+        assert_eq!(other.await.unwrap().netuid, Some(2));
+        assert_eq!(runs(&n), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_are_reused_for_a_few_seconds() {
+        let cache = StatusCache::default();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let failing = || counted(&n, Duration::ZERO, Err(StatusError::Store("down".into())));
+        for _ in 0..3 {
+            let err = cache.get(None, failing).await.unwrap_err();
+            assert!(matches!(err, StatusError::Store(_)), "{err}");
+        }
+        assert_eq!(
+            runs(&n),
+            1,
+            "the failure is cached, not retried by every caller"
+        );
+        let err = cache.get(Some(7), || {
+            counted(&n, Duration::ZERO, answer(Some(7), status_of(None)))
+        });
+        assert!(matches!(err.await, Err(StatusError::NoSnapshot(7))));
+        let err = cache.get(Some(7), || counted(&n, Duration::ZERO, report(Some(7))));
+        assert!(
+            matches!(err.await, Err(StatusError::NoSnapshot(7))),
+            "cached too"
+        );
+        assert_eq!(runs(&n), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_drops_one_entry_not_all() {
+        let cache = StatusCache::default();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        for netuid in 0..=CACHE_ENTRIES as u16 {
+            let get = cache.get(Some(netuid), || {
+                counted(&n, Duration::ZERO, report(Some(netuid)))
+            });
+            get.await.unwrap();
+        }
+        assert_eq!(runs(&n), CACHE_ENTRIES + 1);
+        assert_eq!(cache.len(), CACHE_ENTRIES);
+        // Only the stalest (the first) went: the others are still answered from the cache.
+        for netuid in 1..=CACHE_ENTRIES as u16 {
+            let get = cache.get(Some(netuid), || {
+                counted(&n, Duration::ZERO, report(Some(netuid)))
+            });
+            get.await.unwrap();
+        }
+        assert_eq!(runs(&n), CACHE_ENTRIES + 1);
+    }
+
+    #[test]
+    fn a_netuid_without_a_snapshot_is_not_found() {
+        let none = status_of(None);
+        assert!(matches!(
+            answer(Some(5), none.clone()),
+            Err(StatusError::NoSnapshot(5))
+        ));
+        // No netuid asked and no snapshot yet: the empty report.
+        assert!(answer(None, none).unwrap().netuid.is_none());
+        let response = StatusError::NoSnapshot(5).into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
@@ -325,7 +514,7 @@ mod tests {
     fn the_openapi_document_describes_the_endpoint() {
         let doc = crate::docs::document(&crate::ApiConfig::default());
         let get = &doc["paths"]["/api/status"]["get"];
-        for status in ["200", "400", "503"] {
+        for status in ["200", "400", "404", "503"] {
             assert!(get["responses"][status].is_object(), "{status}: {get}");
         }
         assert_eq!(get["parameters"][0]["name"], "netuid", "{get}");

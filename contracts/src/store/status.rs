@@ -39,6 +39,12 @@ pub const TTFB_BUCKETS_MS: [f64; 9] = [
 /// (`cancelled` is the client leaving; `answered` and `echo` are answers.)
 pub const ERROR_STATUSES: [&str; 4] = ["broken", "timeout", "no_answer", "no_candidates"];
 
+/// The `miner_responses.verdict` values of a reply that did not succeed whatever its `outcome`:
+/// a committed miner that stalled is stored with outcome `cancelled` (the worker stopped
+/// reading it) but it did reply, and badly — counted as a reply, never as ok. Both backends'
+/// health queries use this SQL condition (true for every other verdict, and for none).
+pub(crate) const FAILED_VERDICT: &str = "(coalesce(m.verdict, '') IN ('stalled', 'failed'))";
+
 /// Per (uid, hotkey) counts of the window, as both backends return them.
 #[derive(Clone, Debug)]
 pub(crate) struct HealthRow {
@@ -112,6 +118,10 @@ impl Store {
     /// The status of `netuid` (default: the netuid of the newest snapshot of any) at `now`, with
     /// the audit log's last `window` (one hour on the page). Only the audit rows of that
     /// netuid's requests count.
+    ///
+    /// A netuid that has no snapshot gets an empty status (`snapshot: None`, no miners, zero
+    /// counts) without the audit log being read; with no netuid and no snapshot at all, the
+    /// audit figures are those of every netuid.
     pub async fn subnet_status(
         &self,
         netuid: Option<u16>,
@@ -128,6 +138,9 @@ impl Store {
         };
         let since = now - window;
         let raw = match self {
+            // A netuid without any snapshot (asked for by number: anyone may ask for any of
+            // 65,536) has no miners to show: answered at once, without scanning the audit log.
+            _ if netuid.is_some() && latest.is_none() => AuditWindow::default(),
             Store::Postgres(pool) => postgres::status::audit_window(pool, netuid, since).await?,
             Store::Sqlite(pool) => sqlite::status::audit_window(pool, netuid, since).await?,
         };

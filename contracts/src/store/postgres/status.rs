@@ -5,7 +5,8 @@
 
 use crate::store::StoreError;
 use crate::store::status::{
-    AuditWindow, ERROR_STATUSES, HealthRow, MinerReply, OrderStat, RequestFanOut, TTFB_BUCKETS_MS,
+    AuditWindow, ERROR_STATUSES, FAILED_VERDICT, HealthRow, MinerReply, OrderStat, RequestFanOut,
+    TTFB_BUCKETS_MS,
 };
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -33,8 +34,8 @@ pub(crate) async fn audit_window(
     let netuid = netuid.map(i32::from);
     let health = sqlx::query_as::<_, HealthTuple>(sqlx::AssertSqlSafe(format!(
         "SELECT m.uid, m.hotkey, count(*),
-                    count(*) FILTER (WHERE m.outcome = 'cancelled'),
-                    count(*) FILTER (WHERE m.outcome = 'ok'),
+                    count(*) FILTER (WHERE m.outcome = 'cancelled' AND NOT {FAILED_VERDICT}),
+                    count(*) FILTER (WHERE m.outcome = 'ok' AND NOT {FAILED_VERDICT}),
                     count(*) FILTER (WHERE m.outcome = 'empty'),
                     max(m.created_at)
              {WINDOW} GROUP BY m.uid, m.hotkey"

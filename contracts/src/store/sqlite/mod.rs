@@ -21,8 +21,13 @@ pub(super) async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true);
+    // One pool for the whole standalone process: the api (managed-key admission, the status
+    // page), the audit writer, the metagraph syncer and the score refresh. 8 rather than 4 so
+    // that a long read (the status page's scans, one connection at a time) leaves several
+    // free: in WAL mode readers do not block each other nor the one writer, so more
+    // connections add concurrency, not lock contention (writes still go one at a time).
     let pool = SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(8)
         .connect_with(options)
         .await
         .map_err(|e| StoreError::Connect(format!("{}: {e}", path.display())))?;

@@ -6,7 +6,8 @@
 
 use crate::store::StoreError;
 use crate::store::status::{
-    AuditWindow, ERROR_STATUSES, HealthRow, MinerReply, OrderStat, RequestFanOut, TTFB_BUCKETS_MS,
+    AuditWindow, ERROR_STATUSES, FAILED_VERDICT, HealthRow, MinerReply, OrderStat, RequestFanOut,
+    TTFB_BUCKETS_MS,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::SqlitePool;
@@ -57,8 +58,10 @@ pub(crate) async fn audit_window(
     let netuid = netuid.map(i64::from);
     let since = since.to_rfc3339();
     let health = sqlx::query_as::<_, HealthTuple>(sqlx::AssertSqlSafe(format!(
-        "SELECT m.uid, m.hotkey, count(*), sum(m.outcome = 'cancelled'),
-                    sum(m.outcome = 'ok'), sum(m.outcome = 'empty'), max(m.created_at)
+        "SELECT m.uid, m.hotkey, count(*),
+                    sum(m.outcome = 'cancelled' AND NOT {FAILED_VERDICT}),
+                    sum(m.outcome = 'ok' AND NOT {FAILED_VERDICT}),
+                    sum(m.outcome = 'empty'), max(m.created_at)
              {WINDOW} GROUP BY m.uid, m.hotkey"
     )))
     .bind(&since)
@@ -100,9 +103,14 @@ pub(crate) async fn audit_window(
     .bind(&since)
     .bind(netuid)
     .fetch_all(pool);
-    // Four independent scans of the window: at once, on their own pool connections.
-    let (health, order_stats, histogram, minutes) =
-        tokio::try_join!(health, order_stats, histogram, minutes)?;
+    // Four scans of the window, one after another: at once they would hold four of the
+    // standalone process's few pooled connections for seconds on a large audit log, starving
+    // the api's key admission, the audit writer, the syncer and the score refresh that share
+    // them (`sqlite/mod.rs`). One connection at a time leaves the others free.
+    let health = health.await?;
+    let order_stats = order_stats.await?;
+    let histogram = histogram.await?;
+    let minutes = minutes.await?;
     Ok(AuditWindow {
         health: health
             .into_iter()
