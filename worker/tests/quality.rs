@@ -260,8 +260,10 @@ async fn two_workers_sharing_a_store_converge_on_the_same_scores() {
     assert_eq!(sa.len(), sb.len());
     for (key, ta) in &sa {
         let tb = sb[key];
+        // The same rows; only the instant each worker decays them to differs (ms apart, on a
+        // 5-minute half-life), so the scores agree to well within a thousandth.
         assert!(
-            (ta.score() - tb.score()).abs() < 1e-6,
+            (ta.score() - tb.score()).abs() < 1e-3,
             "{key:?}: {ta:?} vs {tb:?}"
         );
     }
