@@ -14,6 +14,9 @@ ALTER TABLE miner_responses
     ADD COLUMN verdict      text,              -- usable / unusable / stalled / failed / unknown
     ADD COLUMN continuation boolean NOT NULL DEFAULT false;  -- asked to continue a stalled answer
 
--- The workers' score refresh reads the recent judged replies every few seconds.
+-- The workers' score refresh (`verdict_buckets`) reads the recent judged replies every few
+-- seconds; the index covers every column it reads, so it can run as an index-only scan (on
+-- pages the visibility map marks all-visible) instead of fetching each row from the heap.
 CREATE INDEX miner_responses_judged_created_at ON miner_responses (created_at)
-    WHERE verdict IS NOT NULL AND verdict <> 'unknown';
+    INCLUDE (hotkey, axon, verdict, time_to_first_byte_ms)
+    WHERE verdict IS NOT NULL AND verdict <> 'unknown' AND axon IS NOT NULL;

@@ -5,7 +5,6 @@
 use crate::cleaning;
 use crate::fanout::MinerRecord;
 use crate::job::JobSummary;
-use crate::reliability::Verdict;
 use sn1_bittensor::reply::OutcomeKind;
 use sn1_contracts::audit::{
     CompletionRecord, ContentPolicy, MinerQuality, MinerResponseRecord, QualityRecord, cap,
@@ -112,12 +111,15 @@ pub fn build_record(
         miners: summary
             .miners
             .iter()
-            .map(|m| {
-                let prompt = job.params.messages.last().map(String::as_str).unwrap_or("");
+            .zip(crate::reliability::verdicts(
+                &summary.miners,
+                job.params.messages.last().map(String::as_str).unwrap_or(""),
+            ))
+            .map(|(m, verdict)| {
                 let mut row = miner_row(m, settings, per_miner);
                 row.quality = MinerQuality {
                     axon: Some(format!("{}:{}", m.target.ip, m.target.port)),
-                    verdict: Some(Verdict::of(m, prompt).as_str().to_owned()),
+                    verdict: Some(verdict.as_str().to_owned()),
                     continuation: m.continuation,
                 };
                 row

@@ -281,13 +281,14 @@ impl JobRunner {
     fn pick_targets(&self, job: &ChatJob) -> (Vec<MinerTarget>, Vec<MinerTarget>, Vec<Pick>) {
         let metagraph = self.directory.snapshot();
         let candidates =
-            selection::candidates(&metagraph, &job.params.exclude, &self.config.selection);
+            selection::eligible(&metagraph, &job.params.exclude, &self.config.selection);
         let k = usize::from(job.params.k);
         let quality = &self.config.quality;
         let (ranked, picks) = selection::rank(
             candidates,
             k,
             job.params.sampling_mode,
+            &self.config.selection,
             &quality.scores,
             quality.exploration,
             &mut rand::rng(),

@@ -1,8 +1,8 @@
 //! Reliability scores of miners, learned from what fan-outs see, for the `reliable` sampling
 //! mode ([`crate::selection::rank`]).
 //!
-//! Every miner reply ends in a [`Verdict`] (usable, unusable, stalled, failed, or unknown when
-//! it was dropped before it could be judged). A [`Scoreboard`] keeps, per miner key (hotkey
+//! Every miner reply ends in a [`Verdict`] (usable, short, unusable, stalled, failed, or unknown
+//! when it was dropped before it could be judged; [`verdicts`] judges a whole fan-out). A [`Scoreboard`] keeps, per miner key (hotkey
 //! *and* axon, so a miner that changes either starts fresh), exponentially decayed tallies
 //! (half-life [`Scoreboard::half_life`]): replies judged, usable, stalled, and time to first
 //! byte. Each worker adds its own observations at once; with a store, every worker also
@@ -42,6 +42,11 @@ impl MinerKey {
 pub enum Verdict {
     /// A complete, usable answer (or usable text when the fan-out ended it).
     Usable,
+    /// A complete reply the cleaner passed but too short to be an answer: under [`SHORT_CHARS`]
+    /// characters, or a tenth of what the other miners of the fan-out answered ([`verdicts`]).
+    /// The client still gets it if it was picked; for the score it counts like
+    /// [`Verdict::Unusable`], so a miner cannot rank first by answering "ok" in 10 ms.
+    Short,
     /// Text nobody can use: empty, refusal, echo, error body, whitespace.
     Unusable,
     /// Committed, then silent before finishing.
@@ -57,6 +62,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Usable => "usable",
+            Verdict::Short => "short",
             Verdict::Unusable => "unusable",
             Verdict::Stalled => "stalled",
             Verdict::Failed => "failed",
@@ -68,6 +74,7 @@ impl Verdict {
     pub fn parse(name: &str) -> Verdict {
         match name {
             "usable" => Verdict::Usable,
+            "short" => Verdict::Short,
             "unusable" => Verdict::Unusable,
             "stalled" => Verdict::Stalled,
             "failed" => Verdict::Failed,
@@ -75,7 +82,8 @@ impl Verdict {
         }
     }
 
-    /// The verdict on `record`, a reply to `prompt` (the request's last message).
+    /// The verdict on `record` alone, a reply to `prompt` (the request's last message), before
+    /// the length check of [`verdicts`] (never [`Verdict::Short`]).
     pub fn of(record: &MinerRecord, prompt: &str) -> Verdict {
         if record.rejected == Some(crate::fanout::STALLED) {
             return Verdict::Stalled;
@@ -96,12 +104,63 @@ impl Verdict {
     }
 }
 
+/// Usable characters under which a complete reply is [`Verdict::Short`] whatever the other
+/// miners answered. 24 is about the shortest sentence that answers a question ("The capital of
+/// France is Paris." is 34); LLM miners answer in sentences, and a prompt whose honest answer
+/// is shorter costs every miner that answers it alike, so the ranking between them holds. It
+/// applies even when every reply of the fan-out is that short: otherwise one operator's junk
+/// hotkeys, once they fill the k slots, would only be compared with each other.
+pub const SHORT_CHARS: usize = 24;
+
+/// Under this many characters, a complete reply is also [`Verdict::Short`] when it is under a
+/// tenth of the (lower) median of the other usable replies of its fan-out. Bounded, so one
+/// miner padding its replies cannot make the others' concise answers count as short, and
+/// the median, so a single long reply does not decide it.
+pub const SHORT_RELATIVE_MAX: usize = 200;
+
+/// The verdicts on the replies of one fan-out to `prompt`, in `records` order:
+/// [`Verdict::of`] each, then a usable complete reply (not a continuation, which finishes
+/// someone else's text) that is too short becomes [`Verdict::Short`] (see [`SHORT_CHARS`] and
+/// [`SHORT_RELATIVE_MAX`]).
+pub fn verdicts(records: &[MinerRecord], prompt: &str) -> Vec<Verdict> {
+    let mut out: Vec<Verdict> = records.iter().map(|r| Verdict::of(r, prompt)).collect();
+    let length = |r: &MinerRecord| r.text.trim().chars().count();
+    let checked = |r: &MinerRecord, v: Verdict| {
+        v == Verdict::Usable
+            && !r.continuation
+            && r.outcome
+                .as_ref()
+                .is_some_and(|o| matches!(o.kind, OutcomeKind::Ok | OutcomeKind::Oversize))
+    };
+    let lengths: Vec<Option<usize>> = records
+        .iter()
+        .zip(&out)
+        .map(|(r, &v)| checked(r, v).then(|| length(r)))
+        .collect();
+    for (i, v) in out.iter_mut().enumerate() {
+        let Some(chars) = lengths[i] else { continue };
+        let mut others: Vec<usize> = lengths
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .filter_map(|(_, l)| *l)
+            .collect();
+        others.sort_unstable();
+        let median = others.get(others.len().saturating_sub(1) / 2).copied();
+        let relative = median.is_some_and(|m| chars < SHORT_RELATIVE_MAX && chars * 10 < m);
+        if chars < SHORT_CHARS || relative {
+            *v = Verdict::Short;
+        }
+    }
+    out
+}
+
 /// Decayed counts of one miner's judged replies.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Tally {
     /// Replies judged (usable, unusable, stalled or failed).
     pub judged: f64,
-    /// Usable ones.
+    /// Usable ones ([`Verdict::Short`] replies are judged, not usable).
     pub usable: f64,
     /// Stalled ones.
     pub stalled: f64,
@@ -206,9 +265,9 @@ impl Scoreboard {
 
     /// Adds the replies of one fan-out (to `prompt`) to the board.
     pub fn observe(&self, records: &[MinerRecord], prompt: &str) {
+        let verdicts = verdicts(records, prompt);
         let mut board = self.board();
-        for r in records {
-            let verdict = Verdict::of(r, prompt);
+        for (r, verdict) in records.iter().zip(verdicts) {
             let ttfb = r.outcome.as_ref().and_then(|o| o.time_to_first_byte);
             let key = MinerKey::new(&r.target.hotkey, &r.target.ip, r.target.port);
             board
@@ -255,6 +314,126 @@ mod tests {
         assert!(good.score() > slow.score());
         assert!(slow.score() > unknown.score());
         assert!(unknown.score() > staller.score());
+    }
+
+    fn reply(uid: u16, text: &str, ttfb_ms: u64) -> MinerRecord {
+        use sn1_bittensor::dendrite::MinerTarget;
+        use sn1_bittensor::reply::Outcome;
+        MinerRecord {
+            target: MinerTarget {
+                uid,
+                ip: format!("10.0.0.{uid}"),
+                port: 8091,
+                hotkey: format!("hk{uid}"),
+            },
+            outcome: Some(Outcome {
+                kind: OutcomeKind::Ok,
+                http_status: Some(200),
+                time_to_first_byte: Some(Duration::from_millis(ttfb_ms)),
+                total_time: Duration::from_millis(ttfb_ms + 10),
+                bytes: text.len(),
+                chunks: 1,
+                text: String::new(),
+            }),
+            rejected: None,
+            selected: false,
+            text: text.into(),
+            continuation: false,
+        }
+    }
+
+    const ANSWER: &str = "Rust's ownership rules let the compiler free memory at the end of \
+        each owner's scope, so there is no garbage collector and no manual free; borrows are \
+        checked at compile time so references never outlive what they point to.";
+
+    #[test]
+    fn short_complete_replies_do_not_count_as_usable() {
+        let mut selected_junk = reply(1, "ok", 10);
+        selected_junk.selected = true;
+        let mut continuation = reply(6, "the end.", 10);
+        continuation.continuation = true;
+        let records = [
+            selected_junk,
+            reply(2, ".", 10),
+            reply(3, ANSWER, 300),
+            reply(4, &ANSWER[..60], 300),
+            reply(5, "Ownership frees memory at scope end.", 300),
+            continuation,
+        ];
+        assert_eq!(
+            verdicts(&records, "q"),
+            vec![
+                Verdict::Short, // under 24 characters, although the client got it
+                Verdict::Short,
+                Verdict::Usable,
+                Verdict::Usable, // 60 characters: not under a tenth of the others' median
+                Verdict::Usable,
+                Verdict::Usable, // a continuation finishes someone else's text
+            ]
+        );
+        // Alone, the absolute floor; with long answers around, a tenth of their median.
+        assert_eq!(verdicts(&[reply(1, "Sure.", 5)], "q"), vec![Verdict::Short]);
+        let padded = "x".repeat(30);
+        let long = "y".repeat(400);
+        assert_eq!(
+            verdicts(
+                &[
+                    reply(1, &padded, 5),
+                    reply(2, &long, 300),
+                    reply(3, &long, 300)
+                ],
+                "q"
+            ),
+            vec![Verdict::Short, Verdict::Usable, Verdict::Usable]
+        );
+        // One padded reply does not make the others short (the median, and a cap).
+        let huge = "z".repeat(20_000);
+        assert_eq!(
+            verdicts(
+                &[
+                    reply(1, &huge, 5),
+                    reply(2, &long, 300),
+                    reply(3, ANSWER, 300)
+                ],
+                "q"
+            ),
+            vec![Verdict::Usable; 3]
+        );
+    }
+
+    #[test]
+    fn fast_junk_miners_do_not_outrank_good_ones() {
+        let board = Scoreboard::new(Duration::from_secs(300));
+        for _ in 0..20 {
+            // Junk in 10 ms from miners 1 and 2, a real answer in 400 ms from 3 and 4.
+            let records = [
+                reply(1, "ok", 10),
+                reply(2, "Sure!", 10),
+                reply(3, ANSWER, 400),
+                reply(4, ANSWER, 450),
+            ];
+            board.observe(&records, "Explain Rust's ownership.");
+            // Junk among junk only (its operator filled every slot): still not usable.
+            board.observe(&[reply(1, ".", 10), reply(2, "ok", 10)], "q");
+        }
+        let score = |uid: u16| {
+            let key = MinerKey::new(&format!("hk{uid}"), &format!("10.0.0.{uid}"), 8091);
+            board.tally(&key).unwrap().score()
+        };
+        assert!(
+            score(3) > 0.8 && score(4) > 0.8,
+            "{} {}",
+            score(3),
+            score(4)
+        );
+        assert!(
+            score(1) < 0.1 && score(2) < 0.1,
+            "{} {}",
+            score(1),
+            score(2)
+        );
+        // Below even a miner never seen (0.4).
+        assert!(score(1) < Tally::default().score());
     }
 
     #[test]

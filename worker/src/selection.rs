@@ -1,7 +1,8 @@
 //! Which miners a job asks: candidates from the metagraph (serving axons that are not
-//! validators, minus `exclude`, optionally one per coldkey / IP), then k of them by the job's
-//! sampling mode ([`rank`] orders them all: the first k are asked, the next are the spares a
-//! stalled answer fails over to).
+//! validators, minus `exclude`: [`eligible`]), then k of them by the job's sampling mode
+//! ([`rank`] orders them all: the first k are asked, the next are the spares a stalled answer
+//! fails over to). One per coldkey / IP, when asked for, applies to that order, so it keeps
+//! each operator's best neuron; `reliable` also spreads the k slots over coldkeys.
 
 use crate::reliability::{LITTLE_DATA, MinerKey, Scoreboard};
 use rand::Rng;
@@ -31,8 +32,28 @@ impl Default for SelectionPolicy {
     }
 }
 
-/// The neurons a job may ask, in uid order.
+/// The neurons a job may ask, in uid order, with one per coldkey / IP kept by lowest uid
+/// ([`rank`] takes [`eligible`] and keeps the best one instead).
 pub fn candidates<'a>(
+    metagraph: &'a Metagraph,
+    exclude: &[Exclusion],
+    policy: &SelectionPolicy,
+) -> Vec<&'a Neuron> {
+    let mut neurons = eligible(metagraph, exclude, policy);
+    if policy.one_per_coldkey {
+        let mut seen = HashSet::new();
+        neurons.retain(|n| n.coldkey.is_empty() || seen.insert(n.coldkey.clone()));
+    }
+    if policy.one_per_ip {
+        let mut seen = HashSet::new();
+        neurons.retain(|n| seen.insert(n.axon_ip.clone()));
+    }
+    neurons
+}
+
+/// The serving non-validators minus `exclude`, in uid order, every neuron of a coldkey or IP
+/// kept: what [`rank`] orders (one per coldkey / IP applies after that).
+pub fn eligible<'a>(
     metagraph: &'a Metagraph,
     exclude: &[Exclusion],
     policy: &SelectionPolicy,
@@ -60,15 +81,49 @@ pub fn candidates<'a>(
         .filter(|n| !excluded_hotkeys.contains(n.hotkey.as_str()))
         .collect();
     neurons.sort_by_key(|n| n.uid);
-    if policy.one_per_coldkey {
-        let mut seen = HashSet::new();
-        neurons.retain(|n| n.coldkey.is_empty() || seen.insert(n.coldkey.clone()));
-    }
-    if policy.one_per_ip {
-        let mut seen = HashSet::new();
-        neurons.retain(|n| seen.insert(n.axon_ip.clone()));
-    }
     neurons
+}
+
+/// `ranked` (best first) with the policy's one per coldkey / IP applied, the first (best)
+/// neuron of each kept; then the first `slots` places go to the best neuron of as many
+/// coldkeys as there are places (an empty coldkey counts as its own), the rest following in
+/// their order. So one operator's hotkeys take a second of those places only when fewer
+/// coldkeys than places are left, while the places after them (failover spares) stay in rank
+/// order. IPs are only spread by `one_per_ip`: several miners of one operator behind one
+/// address are common, and spreading them by default would trade good miners for bad ones.
+fn spread<T>(
+    ranked: Vec<T>,
+    neuron: impl Fn(&T) -> &Neuron,
+    policy: &SelectionPolicy,
+    slots: usize,
+) -> Vec<T> {
+    let mut coldkeys: HashSet<String> = HashSet::new();
+    let mut ips: HashSet<String> = HashSet::new();
+    let mut kept = Vec::with_capacity(ranked.len());
+    for item in ranked {
+        let n = neuron(&item);
+        let seen_coldkey = !n.coldkey.is_empty() && coldkeys.contains(&n.coldkey);
+        let seen_ip = ips.contains(&n.axon_ip);
+        if (policy.one_per_coldkey && seen_coldkey) || (policy.one_per_ip && seen_ip) {
+            continue;
+        }
+        coldkeys.insert(n.coldkey.clone());
+        ips.insert(n.axon_ip.clone());
+        kept.push(item);
+    }
+    let mut front = Vec::with_capacity(kept.len());
+    let mut rest = Vec::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    for item in kept {
+        let n = neuron(&item);
+        if front.len() < slots && (n.coldkey.is_empty() || taken.insert(n.coldkey.clone())) {
+            front.push(item);
+        } else {
+            rest.push(item);
+        }
+    }
+    front.extend(rest);
+    front
 }
 
 /// Picks `k` of the candidates (all of them when there are fewer).
@@ -105,19 +160,24 @@ pub struct Pick {
     pub explored: bool,
 }
 
-/// Every candidate in the order `mode` prefers them, and how the first `k` were picked
-/// (empty unless the mode is [`SamplingMode::Reliable`]).
+/// Every candidate in the order `mode` prefers them, one per coldkey / IP as `policy` asks
+/// (the preferred one kept), and how the first `k` were picked (empty unless the mode is
+/// [`SamplingMode::Reliable`]). `reliable` ranks by score, then spreads operators: a coldkey
+/// gets a second of the k slots only when fewer than k coldkeys are left, so many hotkeys of
+/// one operator cannot fill every slot.
 pub fn rank<'a>(
     candidates: Vec<&'a Neuron>,
     k: usize,
     mode: SamplingMode,
+    policy: &SelectionPolicy,
     board: &Scoreboard,
     exploration: f64,
     rng: &mut impl Rng,
 ) -> (Vec<&'a Neuron>, Vec<Pick>) {
     if mode != SamplingMode::Reliable {
         let n = candidates.len();
-        return (sample(candidates, n, mode, rng), Vec::new());
+        let ordered = sample(candidates, n, mode, rng);
+        return (spread(ordered, |n| *n, policy, 0), Vec::new());
     }
     let key = |n: &Neuron| MinerKey::new(&n.hotkey, &n.axon_ip, n.axon_port);
     let mut scored: Vec<(&Neuron, Option<crate::reliability::Tally>)> = candidates
@@ -128,6 +188,7 @@ pub fn rank<'a>(
     scored.shuffle(rng);
     let score = |t: &Option<crate::reliability::Tally>| t.unwrap_or_default().score();
     scored.sort_by(|a, b| score(&b.1).total_cmp(&score(&a.1)));
+    let mut scored = spread(scored, |(n, _)| *n, policy, k);
     let mut picks = Vec::with_capacity(k);
     for slot in 0..k.min(scored.len()) {
         let explore = rng.random_bool(exploration.clamp(0.0, 1.0));
@@ -273,7 +334,7 @@ mod tests {
                 .iter()
                 .map(|n| match n.uid {
                     // 6 and 8 answer; 0 fails.
-                    6 | 8 => record(n, OutcomeKind::Ok, "A fine answer."),
+                    6 | 8 => record(n, OutcomeKind::Ok, ANSWER),
                     0 => record(
                         n,
                         OutcomeKind::AxonError {
@@ -292,6 +353,7 @@ mod tests {
             candidates(&mg, &[], &p),
             2,
             SamplingMode::Reliable,
+            &p,
             &board,
             0.0,
             &mut rng,
@@ -312,6 +374,7 @@ mod tests {
             candidates(&moved, &[], &p),
             1,
             SamplingMode::Reliable,
+            &p,
             &board,
             0.0,
             &mut rng,
@@ -322,10 +385,186 @@ mod tests {
             candidates(&mg, &[], &p),
             3,
             SamplingMode::Reliable,
+            &p,
             &board,
             1.0,
             &mut rng,
         );
         assert!(picks.iter().all(|p| p.explored));
+    }
+
+    fn answer(n: &Neuron, text: &str, ttfb_ms: u64) -> crate::fanout::MinerRecord {
+        use sn1_bittensor::dendrite::MinerTarget;
+        use sn1_bittensor::reply::{Outcome, OutcomeKind};
+        crate::fanout::MinerRecord {
+            target: MinerTarget {
+                uid: n.uid,
+                ip: n.axon_ip.clone(),
+                port: n.axon_port,
+                hotkey: n.hotkey.clone(),
+            },
+            outcome: Some(Outcome {
+                kind: OutcomeKind::Ok,
+                http_status: Some(200),
+                time_to_first_byte: Some(std::time::Duration::from_millis(ttfb_ms)),
+                total_time: std::time::Duration::from_millis(ttfb_ms + 500),
+                bytes: text.len(),
+                chunks: 1,
+                text: String::new(),
+            }),
+            rejected: None,
+            selected: false,
+            text: text.into(),
+            continuation: false,
+        }
+    }
+
+    /// uids 0..10: one operator ("whale", ten hotkeys on ten IPs); 10..14: four others.
+    fn operators() -> Metagraph {
+        let neurons = (0..14)
+            .map(|u| {
+                let mut n = neuron(u, &format!("10.1.0.{u}"), 8091);
+                n.coldkey = if u < 10 {
+                    "whale".into()
+                } else {
+                    format!("ck{u}")
+                };
+                n
+            })
+            .collect();
+        Metagraph {
+            netuid: 1,
+            block: 0,
+            neurons,
+        }
+    }
+
+    const ANSWER: &str = "A real answer of a few sentences, long enough to be one: the \
+        question is answered, with the reasons and an example, as an LLM miner would.";
+
+    #[test]
+    fn fast_junk_miners_do_not_outrank_good_ones() {
+        let mg = operators();
+        let board = Scoreboard::new(std::time::Duration::from_secs(300));
+        for _ in 0..10 {
+            // The whale answers "ok" in 10 ms from every hotkey; the others answer in 600 ms.
+            let records: Vec<_> = mg
+                .neurons
+                .iter()
+                .map(|n| match n.uid < 10 {
+                    true => answer(n, "ok", 10),
+                    false => answer(n, ANSWER, 600),
+                })
+                .collect();
+            board.observe(&records, "q");
+        }
+        let p = SelectionPolicy::default();
+        let mut rng = rand::rng();
+        for _ in 0..20 {
+            let (order, _) = rank(
+                eligible(&mg, &[], &p),
+                3,
+                SamplingMode::Reliable,
+                &p,
+                &board,
+                0.0,
+                &mut rng,
+            );
+            assert!(order[..3].iter().all(|n| n.uid >= 10), "{:?}", uids(&order));
+        }
+    }
+
+    #[test]
+    fn one_coldkey_with_many_hotkeys_cannot_take_every_slot() {
+        let mg = operators();
+        let board = Scoreboard::new(std::time::Duration::from_secs(300));
+        for _ in 0..10 {
+            // Everyone answers well; the whale's hotkeys are faster, uid 7 the fastest.
+            let records: Vec<_> = mg
+                .neurons
+                .iter()
+                .map(|n| match n.uid {
+                    7 => answer(n, ANSWER, 5),
+                    0..10 => answer(n, ANSWER, 20 + u64::from(n.uid)),
+                    _ => answer(n, ANSWER, 400),
+                })
+                .collect();
+            board.observe(&records, "q");
+        }
+        let p = SelectionPolicy::default();
+        let mut rng = rand::rng();
+        let (order, picks) = rank(
+            eligible(&mg, &[], &p),
+            3,
+            SamplingMode::Reliable,
+            &p,
+            &board,
+            0.0,
+            &mut rng,
+        );
+        let whales: Vec<u16> = order[..3]
+            .iter()
+            .filter(|n| n.uid < 10)
+            .map(|n| n.uid)
+            .collect();
+        assert_eq!(
+            whales,
+            vec![7],
+            "one slot, its best hotkey: {:?}",
+            uids(&order)
+        );
+        assert_eq!(picks.len(), 3);
+        assert_eq!(order.len(), 14, "the other hotkeys stay spares");
+        assert!(
+            order[3..].iter().take(9).all(|n| n.uid < 10),
+            "spares in rank order"
+        );
+        // Fewer coldkeys than slots: the whale fills the rest.
+        let few = rank(
+            eligible(&mg, &[], &p)
+                .into_iter()
+                .filter(|n| n.uid <= 10)
+                .collect(),
+            3,
+            SamplingMode::Reliable,
+            &p,
+            &board,
+            0.0,
+            &mut rng,
+        )
+        .0;
+        assert_eq!(few[..3].iter().filter(|n| n.uid < 10).count(), 2);
+        // one_per_coldkey, applied after ranking, keeps the best hotkey (7), not the lowest uid.
+        let strict = SelectionPolicy {
+            one_per_coldkey: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            uids(&candidates(&mg, &[], &strict))[0],
+            0,
+            "uid order before ranking"
+        );
+        let (order, _) = rank(
+            eligible(&mg, &[], &strict),
+            3,
+            SamplingMode::Reliable,
+            &strict,
+            &board,
+            0.0,
+            &mut rng,
+        );
+        assert_eq!(order.len(), 5);
+        assert_eq!(order[0].uid, 7);
+        // And for the other modes it applies to their order (here: incentive, uid / 100).
+        let (order, _) = rank(
+            eligible(&mg, &[], &strict),
+            3,
+            SamplingMode::TopIncentive,
+            &strict,
+            &board,
+            0.0,
+            &mut rng,
+        );
+        assert_eq!(uids(&order), vec![13, 12, 11, 10, 9]);
     }
 }
