@@ -79,10 +79,11 @@ impl Caller {
         }
     }
 
-    /// Records the size of the answer sent.
-    pub fn answered(&mut self, answer_chars: usize) {
+    /// Records the size of the answer sent (counted only for a managed key's usage: a static
+    /// key's request is not charged the walk over its answer).
+    pub fn answered(&mut self, chunks: &[String]) {
         if let Some(lease) = &mut self.lease {
-            lease.answer_chars = answer_chars;
+            lease.answer_chars = chunks.iter().map(|c| c.chars().count()).sum();
         }
     }
 }

@@ -236,18 +236,7 @@ pub fn parse(
         Some(Value::String(s)) if s == "shortest" => Strategy::Shortest,
         Some(_) => return Err(bad("prefer", "must be \"longest\" or \"shortest\"")),
     };
-    let sampling_mode = match obj.get("sampling_mode") {
-        None | Some(Value::Null) => SamplingMode::Reliable,
-        Some(Value::String(s)) if s == "random" => SamplingMode::Random,
-        Some(Value::String(s)) if s == "top_incentive" => SamplingMode::TopIncentive,
-        Some(Value::String(s)) if s == "reliable" => SamplingMode::Reliable,
-        Some(_) => {
-            return Err(bad(
-                "sampling_mode",
-                "must be \"random\", \"top_incentive\" or \"reliable\"",
-            ));
-        }
-    };
+    let sampling_mode = sampling_mode(obj.get("sampling_mode"), SamplingMode::Reliable)?;
     let exclude = exclusions(obj.get("exclude"))?;
     let stream = match obj.get("stream") {
         None | Some(Value::Null) => true,
@@ -270,6 +259,23 @@ pub fn parse(
 }
 
 /// The `exclude` field: uids (int) and hotkeys (str); absent or `null` is none.
+/// `sampling_mode` (`/chat`'s field, `/v1`'s `sn1.sampling_mode`); absent or null: `default`.
+pub(crate) fn sampling_mode(
+    value: Option<&Value>,
+    default: SamplingMode,
+) -> Result<SamplingMode, FieldError> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::String(s)) if s == "random" => Ok(SamplingMode::Random),
+        Some(Value::String(s)) if s == "top_incentive" => Ok(SamplingMode::TopIncentive),
+        Some(Value::String(s)) if s == "reliable" => Ok(SamplingMode::Reliable),
+        Some(_) => Err(bad(
+            "sampling_mode",
+            "must be \"random\", \"top_incentive\" or \"reliable\"",
+        )),
+    }
+}
+
 pub(crate) fn exclusions(value: Option<&Value>) -> Result<Vec<Exclusion>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),

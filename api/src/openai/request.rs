@@ -8,7 +8,7 @@ use super::models::Models;
 use crate::request::{self, FieldError, ParsedRequest, RequestLimits};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sn1_contracts::job::{ChatParams, Sampling, SamplingMode, Strategy};
+use sn1_contracts::job::{ChatParams, Sampling, Strategy};
 
 /// Most stop sequences (OpenAI's limit).
 pub const MAX_STOP: usize = 4;
@@ -103,18 +103,8 @@ pub fn parse(
             ));
         }
     };
-    let sampling_mode = match sn1.get("sampling_mode") {
-        None | Some(Value::Null) => profile.sampling_mode,
-        Some(Value::String(s)) if s == "random" => SamplingMode::Random,
-        Some(Value::String(s)) if s == "top_incentive" => SamplingMode::TopIncentive,
-        Some(Value::String(s)) if s == "reliable" => SamplingMode::Reliable,
-        Some(_) => {
-            return Err(OpenAiError::invalid(
-                "sn1.sampling_mode",
-                "`sn1.sampling_mode` must be \"random\", \"top_incentive\" or \"reliable\"",
-            ));
-        }
-    };
+    let sampling_mode = request::sampling_mode(sn1.get("sampling_mode"), profile.sampling_mode)
+        .map_err(|e| rename(e, "sn1."))?;
     let exclude = request::exclusions(sn1.get("exclude")).map_err(|e| rename(e, "sn1."))?;
     let deadline = request::deadline(sn1.get("timeout"), limits, received_at)
         .map_err(|e| rename(e, "sn1."))?;

@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use sn1_contracts::job::SamplingMode;
 
 fn parse_value(body: Value) -> Result<CompletionRequest, OpenAiError> {
     parse(
