@@ -226,7 +226,7 @@ impl JobRunner {
         let (targets, spares, picks) = self.pick_targets(job);
         if targets.is_empty() {
             let metagraph = self.directory.snapshot();
-            let any = !selection::candidates(&metagraph, &[], &self.config.selection).is_empty();
+            let any = !selection::eligible(&metagraph, &[], &self.config.selection).is_empty();
             return end(out, Ending::no_candidates(out.worker(), any)).await;
         }
         out.accepted().await;
