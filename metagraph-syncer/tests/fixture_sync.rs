@@ -21,7 +21,8 @@ use sn1_contracts::store::StoreOutcome;
 use sn1_metagraph_syncer::Syncer;
 use sn1_metagraph_syncer::snapshot::decode_snapshot;
 use sn1_simnet::chain::FakeChain;
-use sn1_worker::selection::{SelectionPolicy, candidates, sample};
+use sn1_worker::reliability::Scoreboard;
+use sn1_worker::selection::{SelectionPolicy, eligible, rank, sample};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -272,7 +273,7 @@ fn selection_rules_on_the_real_fixture() {
     assert_eq!(validators.len(), 12);
 
     let policy = SelectionPolicy::default();
-    let all = candidates(&mg, &[], &policy);
+    let all = eligible(&mg, &[], &policy);
     assert_eq!(all.len(), 820);
     assert!(
         all.iter()
@@ -288,30 +289,34 @@ fn selection_rules_on_the_real_fixture() {
         .iter()
         .filter(|n| n.is_serving() && validators.contains(&n.uid))
         .count();
-    assert_eq!(
-        candidates(&mg, &[], &strict).len(),
-        820 + serving_validators
-    );
+    assert_eq!(eligible(&mg, &[], &strict).len(), 820 + serving_validators);
 
-    let per_coldkey = candidates(
-        &mg,
-        &[],
-        &SelectionPolicy {
-            one_per_coldkey: true,
-            ..SelectionPolicy::default()
-        },
-    );
+    // One per coldkey / IP, as every job's ranking applies them.
+    let board = Scoreboard::new(Duration::from_secs(300));
+    let kept = |p: &SelectionPolicy| {
+        let pool = eligible(&mg, &[], p);
+        rank(
+            pool,
+            0,
+            SamplingMode::Random,
+            p,
+            &board,
+            0.0,
+            &mut rand::rng(),
+        )
+        .0
+    };
+    let per_coldkey = kept(&SelectionPolicy {
+        one_per_coldkey: true,
+        ..SelectionPolicy::default()
+    });
     let coldkeys: HashSet<&str> = all.iter().map(|n| n.coldkey.as_str()).collect();
     assert_eq!(per_coldkey.len(), coldkeys.len());
     assert!(per_coldkey.len() < 820, "{}", per_coldkey.len());
-    let per_ip = candidates(
-        &mg,
-        &[],
-        &SelectionPolicy {
-            one_per_ip: true,
-            ..SelectionPolicy::default()
-        },
-    );
+    let per_ip = kept(&SelectionPolicy {
+        one_per_ip: true,
+        ..SelectionPolicy::default()
+    });
     let ips: HashSet<&str> = all.iter().map(|n| n.axon_ip.as_str()).collect();
     assert_eq!(per_ip.len(), ips.len());
     assert!(per_ip.len() < 820, "{}", per_ip.len());
@@ -327,7 +332,7 @@ fn selection_rules_on_the_real_fixture() {
         Exclusion::Uid(first.uid),
         Exclusion::Hotkey(all[1].hotkey.clone()),
     ];
-    assert_eq!(candidates(&mg, &ex, &policy).len(), 818);
+    assert_eq!(eligible(&mg, &ex, &policy).len(), 818);
 
     // top_incentive by I. At this block all incentive goes to one neuron (I = 1) that serves no
     // axon, so no candidate has any; with three given some, those three come first, in order.
@@ -341,7 +346,7 @@ fn selection_rules_on_the_real_fixture() {
             n.incentive = i;
         }
     }
-    let pool = candidates(&boosted, &[], &policy);
+    let pool = eligible(&boosted, &[], &policy);
     let picked = sample(pool, 4, SamplingMode::TopIncentive, &mut rand::rng());
     let got: Vec<(u16, f64)> = picked.iter().map(|n| (n.uid, n.incentive)).collect();
     assert_eq!(

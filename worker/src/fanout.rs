@@ -158,7 +158,6 @@ async fn run_after(
         fanout = fanout.continuing(prior.clone());
     }
     let (mut readers, mut rx) = Readers::start(dendrite, &request, started);
-    let keep_text = request.quality.failover.attempts > 0;
     let continuing = !prior.is_empty();
     let mut sent = prior;
     let mut first_chunk = None;
@@ -178,8 +177,16 @@ async fn run_after(
             _ = cancel.cancelled() => Step::end(FanoutEnd::Cancelled),
             _ = &mut deadline => fanout.on_deadline(),
             _ = tokio::time::sleep_until(stall_at.unwrap_or(far)), if stall_at.is_some() => {
-                stall_at = None;
-                fanout.on_stall()
+                // Text already queued is not silence: this loop may have been held up passing
+                // chunks to a slow client (or not polled on a busy machine) while the miner
+                // went on sending. The timer fires again until the queue is empty.
+                match rx.try_recv() {
+                    Ok(msg) => receive(Some(msg), &mut fanout, &mut last_text, &mut touched),
+                    Err(_) => {
+                        stall_at = None;
+                        fanout.on_stall()
+                    }
+                }
             }
             _ = tokio::time::sleep_until(hedge_at.unwrap_or(far)), if hedge_at.is_some() => {
                 hedge_at = None;
@@ -187,25 +194,14 @@ async fn run_after(
             }
             _ = tokio::time::sleep_until(first_chunk_by.unwrap_or(far)),
                 if first_chunk_by.is_some() && committed_at.is_none() => Step::end(FanoutEnd::TimedOut),
-            msg = rx.recv() => match msg {
-                Some(MinerMsg::Chunk(i, text)) => {
-                    touched = Some(i);
-                    if let Some(at) = last_text.get_mut(i) {
-                        *at = tokio::time::Instant::now();
-                    }
-                    fanout.on_chunk(i, text)
-                }
-                Some(MinerMsg::Done(i, outcome)) => fanout.on_done(i, outcome),
-                None => fanout.on_all_done(),
-            },
+            msg = rx.recv() => receive(msg, &mut fanout, &mut last_text, &mut touched),
         };
         readers.stop(&step.drop);
         if committed_at.is_none() && fanout.commit_point().is_some() {
             committed_at = Some(started.elapsed());
         }
-        if keep_text {
-            sent.extend(step.send.iter().map(|c| c.delta.as_str()));
-        }
+        // What the client has: a continuation needs it, and a stall's record says how much.
+        sent.extend(step.send.iter().map(|c| c.delta.as_str()));
         if !pass_on(&out, step.send, &mut first_chunk, started).await {
             break FanoutEnd::Cancelled;
         }
@@ -256,6 +252,27 @@ async fn run_after(
             failover::continue_answer(dendrite, &request, report, stall, cancel, out).await
         }
         None => report,
+    }
+}
+
+/// Hands one reader message to `fanout`; a chunk marks its miner as `touched` and as having
+/// sent text now.
+fn receive(
+    msg: Option<MinerMsg>,
+    fanout: &mut Fanout,
+    last_text: &mut [tokio::time::Instant],
+    touched: &mut Option<usize>,
+) -> Step {
+    match msg {
+        Some(MinerMsg::Chunk(i, text)) => {
+            *touched = Some(i);
+            if let Some(at) = last_text.get_mut(i) {
+                *at = tokio::time::Instant::now();
+            }
+            fanout.on_chunk(i, text)
+        }
+        Some(MinerMsg::Done(i, outcome)) => fanout.on_done(i, outcome),
+        None => fanout.on_all_done(),
     }
 }
 

@@ -32,25 +32,6 @@ impl Default for SelectionPolicy {
     }
 }
 
-/// The neurons a job may ask, in uid order, with one per coldkey / IP kept by lowest uid
-/// ([`rank`] takes [`eligible`] and keeps the best one instead).
-pub fn candidates<'a>(
-    metagraph: &'a Metagraph,
-    exclude: &[Exclusion],
-    policy: &SelectionPolicy,
-) -> Vec<&'a Neuron> {
-    let mut neurons = eligible(metagraph, exclude, policy);
-    if policy.one_per_coldkey {
-        let mut seen = HashSet::new();
-        neurons.retain(|n| n.coldkey.is_empty() || seen.insert(n.coldkey.clone()));
-    }
-    if policy.one_per_ip {
-        let mut seen = HashSet::new();
-        neurons.retain(|n| seen.insert(n.axon_ip.clone()));
-    }
-    neurons
-}
-
 /// The serving non-validators minus `exclude`, in uid order, every neuron of a coldkey or IP
 /// kept: what [`rank`] orders (one per coldkey / IP applies after that).
 pub fn eligible<'a>(
@@ -260,24 +241,32 @@ mod tests {
     fn serving_non_validators_minus_exclude() {
         let mg = graph();
         let p = SelectionPolicy::default();
-        assert_eq!(uids(&candidates(&mg, &[], &p)), vec![0, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(uids(&eligible(&mg, &[], &p)), vec![0, 4, 5, 6, 7, 8, 9]);
         let ex = [Exclusion::Uid(5), Exclusion::Hotkey("hk7".into())];
-        assert_eq!(uids(&candidates(&mg, &ex, &p)), vec![0, 4, 6, 8, 9]);
+        assert_eq!(uids(&eligible(&mg, &ex, &p)), vec![0, 4, 6, 8, 9]);
     }
 
     #[test]
-    fn one_per_coldkey_and_ip() {
+    fn one_per_coldkey_and_ip_keeps_the_preferred_neuron() {
+        // Coldkeys pair uids (4 5, 6 7, 8 9), IPs group them by three (4 5, 6 7 8, 9);
+        // top_incentive prefers the highest uid.
         let mg = graph();
+        let board = Scoreboard::new(std::time::Duration::from_secs(300));
+        let kept = |p: &SelectionPolicy| {
+            let pool = eligible(&mg, &[], p);
+            let mode = SamplingMode::TopIncentive;
+            uids(&rank(pool, 0, mode, p, &board, 0.0, &mut rand::rng()).0)
+        };
         let p = SelectionPolicy {
             one_per_coldkey: true,
             ..Default::default()
         };
-        assert_eq!(uids(&candidates(&mg, &[], &p)), vec![0, 4, 6, 8]);
+        assert_eq!(kept(&p), vec![9, 7, 5, 0]);
         let p = SelectionPolicy {
             one_per_ip: true,
             ..Default::default()
         };
-        assert_eq!(uids(&candidates(&mg, &[], &p)), vec![0, 4, 6, 9]);
+        assert_eq!(kept(&p), vec![9, 8, 5, 0]);
     }
 
     #[test]
@@ -286,15 +275,15 @@ mod tests {
         let p = SelectionPolicy::default();
         let mut rng = rand::rng();
         let top = sample(
-            candidates(&mg, &[], &p),
+            eligible(&mg, &[], &p),
             3,
             SamplingMode::TopIncentive,
             &mut rng,
         );
         assert_eq!(uids(&top), vec![9, 8, 7]);
-        let all = sample(candidates(&mg, &[], &p), 50, SamplingMode::Random, &mut rng);
+        let all = sample(eligible(&mg, &[], &p), 50, SamplingMode::Random, &mut rng);
         assert_eq!(all.len(), 7);
-        let two = sample(candidates(&mg, &[], &p), 2, SamplingMode::Random, &mut rng);
+        let two = sample(eligible(&mg, &[], &p), 2, SamplingMode::Random, &mut rng);
         assert_eq!(two.len(), 2);
         assert_ne!(two[0].uid, two[1].uid);
     }
@@ -350,7 +339,7 @@ mod tests {
         }
         let mut rng = rand::rng();
         let (order, picks) = rank(
-            candidates(&mg, &[], &p),
+            eligible(&mg, &[], &p),
             2,
             SamplingMode::Reliable,
             &p,
@@ -371,7 +360,7 @@ mod tests {
         let mut moved = mg.clone();
         moved.neurons[6].axon_port += 1;
         let (order, _) = rank(
-            candidates(&moved, &[], &p),
+            eligible(&moved, &[], &p),
             1,
             SamplingMode::Reliable,
             &p,
@@ -382,7 +371,7 @@ mod tests {
         assert_eq!(order[0].uid, 8);
         // Exploration always: picks are little-known miners (none is, here: any miner).
         let (_, picks) = rank(
-            candidates(&mg, &[], &p),
+            eligible(&mg, &[], &p),
             3,
             SamplingMode::Reliable,
             &p,
@@ -540,7 +529,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            uids(&candidates(&mg, &[], &strict))[0],
+            uids(&eligible(&mg, &[], &strict))[0],
             0,
             "uid order before ranking"
         );

@@ -215,8 +215,51 @@ async fn with_no_continuation_possible_a_stall_ends_at_once_with_an_error() {
         assert!(message.contains("stopped sending mid-answer"), "{message}");
         // Well before the 20 s deadline: the stall threshold plus the miner's start.
         assert!(took < STALL_AFTER + Duration::from_secs(1), "took {took:?}");
-        assert_eq!(summary.failovers[0].to_uid, None);
+        let f = &summary.failovers[0];
+        assert_eq!(
+            (f.to_uid, f.at_chars),
+            (None, 48),
+            "3 chunks of 16 characters"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_client_slower_than_its_miner_is_not_taken_for_a_stall() {
+    // One-character chunks 1 ms apart: the ~450-chunk answer outruns the worker's 256-chunk
+    // queue to a client that reads one chunk, then nothing for 3 × STALL_AFTER. The miner never
+    // stops; the fan-out, held up passing chunks on, finds them queued when its stall timer
+    // fires. With failover off, taking that for a stall would break the answer.
+    let fleet = fleet_of(2, |_, c| {
+        c.reply.chunk_chars = 1;
+        c.reply.chunk_delay = Duration::from_millis(1);
+    })
+    .await;
+    let runner = runner(&fleet, quality(0));
+    let job = job(1, SamplingMode::TopIncentive, 20);
+    let (tx, mut rx) = mpsc::channel(1);
+    let client = tokio::spawn(async move {
+        let (mut text, mut last) = (String::new(), None);
+        while let Some(event) = rx.recv().await {
+            match &event {
+                WorkerEvent::Chunk { delta, .. } => {
+                    if text.is_empty() {
+                        tokio::time::sleep(STALL_AFTER * 3).await;
+                    }
+                    text.push_str(delta);
+                }
+                WorkerEvent::Done { .. } | WorkerEvent::Error { .. } => last = Some(event),
+                _ => {}
+            }
+        }
+        (text, last)
+    });
+    let summary = runner.process(&job, CancellationToken::new(), tx).await;
+    let (text, last) = client.await.unwrap();
+    assert_eq!(summary.status, JobStatus::Answered, "{:?}", summary.error);
+    assert!(summary.failovers.is_empty(), "{:?}", summary.failovers);
+    assert!(matches!(last, Some(WorkerEvent::Done { .. })), "{last:?}");
+    assert_eq!(text, fleet_answer(QUESTION));
 }
 
 #[tokio::test]
