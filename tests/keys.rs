@@ -102,6 +102,9 @@ async fn keys_and_limits_hold_across_two_replicas() {
     let fleet = sn1_simnet::fleet::Fleet::start_with(configs).await.unwrap();
     let metagraph = write_metagraph(&fleet, dir.path());
     let db = migrated_database("keys").await;
+    // The api replicas connect as the api's own role (deploy/postgres/api-role.sql), the
+    // worker and the CLI as the owner.
+    let (role, api_db) = sn1_contracts::store::testing::api_role(&db).await.unwrap();
     // api 0 reaches Postgres directly and serves the admin API; api 1 goes through a proxy
     // the test can cut, and has no ADMIN_KEY.
     let stack = Stack::start_with(
@@ -110,7 +113,7 @@ async fn keys_and_limits_hold_across_two_replicas() {
         1,
         1,
         &[("DATABASE_URL", db.clone())],
-        &[("DATABASE_URL", db.clone()), ("ADMIN_KEY", ADMIN.into())],
+        &[("DATABASE_URL", api_db.clone()), ("ADMIN_KEY", ADMIN.into())],
     )
     .await;
     let pg = TcpProxy::start("127.0.0.1:5432").await;
@@ -126,7 +129,7 @@ async fn keys_and_limits_hold_across_two_replicas() {
             ("EXPECTED_ACCESS_KEY", stack.key.clone()),
             (
                 "DATABASE_URL",
-                db.replacen("127.0.0.1:5432", &pg.addr.to_string(), 1),
+                api_db.replacen("127.0.0.1:5432", &pg.addr.to_string(), 1),
             ),
         ],
     );
@@ -375,4 +378,8 @@ async fn keys_and_limits_hold_across_two_replicas() {
     for secret in [rpm_key, key, &one_key, never_key, ADMIN] {
         assert!(!logs.contains(secret), "a key is in the logs");
     }
+    drop((api1, stack));
+    sn1_contracts::store::testing::drop_role(&db, &role)
+        .await
+        .unwrap();
 }

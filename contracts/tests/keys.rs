@@ -242,6 +242,17 @@ async fn postgres_keeps_the_rules_and_counts_usage_with_the_readme_query() {
     assert_eq!(rpm.get::<i64, _>("rejected"), 2);
 }
 
+/// The api's own role (`deploy/postgres/api-role.sql`) is enough for every key rule.
+#[tokio::test]
+async fn the_api_role_keeps_the_rules() {
+    let (_owner, url) = postgres().await;
+    let (role, role_url) = testing::api_role(&url).await.unwrap();
+    let store = Store::postgres(&role_url, 4).await.unwrap();
+    store.check_migrations().await.unwrap();
+    rules(&store).await;
+    testing::drop_role(&url, &role).await.unwrap();
+}
+
 /// Two replicas (two pools) admit one key's 40 requests at once: exactly its 10 pass.
 #[tokio::test]
 async fn two_pools_at_once_never_pass_the_limit() {

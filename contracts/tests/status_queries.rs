@@ -1,6 +1,7 @@
 //! The status page's data ([`Store::subnet_status`]) on seeded snapshots and audit rows, from
 //! SQLite and from a real Postgres (a fresh database): each backend gives the expected figures,
-//! and both give exactly the same answer.
+//! and both give exactly the same answer; the api's restricted Postgres role
+//! (`deploy/postgres/api-role.sql`) reads the same and none of the audit log's texts.
 
 #![allow(
     clippy::unwrap_used,
@@ -320,6 +321,62 @@ async fn a_request_fan_out_reads_the_same_from_both_backends() {
     from_sqlite.request_id.clear();
     from_postgres.request_id.clear();
     assert_eq!(from_sqlite, from_postgres);
+}
+
+/// The api's own role (`deploy/postgres/api-role.sql`) reads the status and a request's fan-out
+/// as the owner does, and may neither read a prompt, an answer, a miner's text or a key id nor
+/// write to the audit log or the metagraph.
+#[tokio::test]
+async fn the_api_role_reads_the_status_and_no_text() {
+    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let url = sn1_contracts::store::testing::fresh_database("apirole")
+        .await
+        .unwrap();
+    let owner = Store::postgres(&url, 2).await.unwrap();
+    owner.migrate().await.unwrap();
+    seed(&owner, now).await;
+    let (role, role_url) = sn1_contracts::store::testing::api_role(&url)
+        .await
+        .unwrap();
+    let api = Store::postgres(&role_url, 2).await.unwrap();
+    api.check_migrations().await.unwrap();
+    let status = api
+        .subnet_status(None, now, Duration::hours(1))
+        .await
+        .unwrap();
+    check(&status, now);
+
+    let pool = sqlx::PgPool::connect(&role_url).await.unwrap();
+    let owner_pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let id: String = sqlx::query_scalar("SELECT request_id::text FROM completions LIMIT 1")
+        .fetch_one(&owner_pool)
+        .await
+        .unwrap();
+    let seen = api.request_fan_out(&id).await.unwrap().expect("the request");
+    assert_eq!(Some(seen), owner.request_fan_out(&id).await.unwrap());
+
+    for sql in [
+        "SELECT messages FROM completions",
+        "SELECT completion FROM completions",
+        "SELECT api_key_id FROM completions",
+        "SELECT * FROM completions",
+        "SELECT text FROM miner_responses",
+        "INSERT INTO completions (request_id) VALUES (gen_random_uuid())",
+        "UPDATE miner_responses SET verdict = 'usable'",
+        "DELETE FROM completions",
+        "DELETE FROM neurons",
+        "UPDATE metagraph_snapshots SET block = 0",
+    ] {
+        let err = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("permission denied"), "{sql}: {err}");
+    }
+    pool.close().await;
+    sn1_contracts::store::testing::drop_role(&url, &role)
+        .await
+        .unwrap();
 }
 
 /// How long the status takes on a busy hour in Postgres: 200,000 requests and 1,000,000

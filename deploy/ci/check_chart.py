@@ -161,6 +161,13 @@ def chart_rules(c: Checker, case: str, values: dict, docs: list[tuple[str, dict]
         secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for ct in containers for e in ct.get("env", [])
                        if "secretKeyRef" in e.get("valueFrom", {})}
         secret_refs |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        # The api's DATABASE_URL is its own role's when postgres.apiSecretKey names one.
+        db_keys = {e["valueFrom"]["secretKeyRef"]["key"] for ct in containers for e in ct.get("env", [])
+                   if e["name"] == "DATABASE_URL" and "secretKeyRef" in e.get("valueFrom", {})}
+        pg = values["postgres"]
+        if db_keys and pg.get("existingSecret"):
+            want = pg.get("apiSecretKey") if role == "api" and pg.get("apiSecretKey") else pg["existingSecretKey"]
+            c.check(db_keys == {want}, f"{case}: {name} ({role}) reads DATABASE_URL from key {want} {sorted(db_keys)}")
         if role != "worker":
             leaked = (env_names & HOTKEY_ENV) | ({hotkey_secret} & secret_refs if hotkey_secret else set())
             c.check(not leaked, f"{case}: {name} ({role}) gets no hotkey material {sorted(leaked) or ''}")

@@ -25,3 +25,32 @@ pub async fn fresh_database(tag: &str) -> Result<String, sqlx::Error> {
         .unwrap_or(admin);
     Ok(format!("{base}/{name}"))
 }
+
+/// Runs `deploy/postgres/api-role.sql` on the (migrated) database at `url` for a role of its
+/// own, `sn1_api_<random>` (roles belong to the server, shared by every test database), and
+/// returns that role's name and the URL an api would use: the same database, as that role.
+/// [`drop_role`] removes it.
+pub async fn api_role(url: &str) -> Result<(String, String), sqlx::Error> {
+    use sqlx::ConnectOptions;
+    let role = format!("sn1_api_{:08x}", rand::random::<u32>());
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/postgres/api-role.sql");
+    let script = std::fs::read_to_string(path).map_err(sqlx::Error::Io)?;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script.replace("sn1_api", &role)))
+        .execute(&mut conn)
+        .await?;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let role_url = options.username(&role).to_url_lossy().to_string();
+    Ok((role, role_url))
+}
+
+/// Drops a role [`api_role`] made (its grants in the database at `url` first).
+pub async fn drop_role(url: &str, role: &str) -> Result<(), sqlx::Error> {
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    // The name is ours: a fixed prefix and hex digits.
+    let sql = format!("DROP OWNED BY {role}; DROP ROLE {role}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

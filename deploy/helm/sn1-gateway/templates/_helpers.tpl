@@ -97,14 +97,15 @@ files/nats-permissions.json); otherwise the shared key.
 {{- .Files.Get "files/nats-permissions.json" | replace "{prefix}" .Values.nats.prefix | replace "{STREAM}" $stream | replace "{consumer}" (lower $stream) }}
 {{- end }}
 
-{{/* DATABASE_URL from the configured Secret (`secretName` overrides the chart's own). */}}
+{{/* DATABASE_URL from the configured Secret (`secretName` overrides the chart's own; `key`,
+when set, overrides existingSecretKey: the api's own role). */}}
 {{- define "sn1.env.database" -}}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
       {{- if .root.Values.postgres.existingSecret }}
       name: {{ .root.Values.postgres.existingSecret }}
-      key: {{ .root.Values.postgres.existingSecretKey }}
+      key: {{ default .root.Values.postgres.existingSecretKey .key }}
       {{- else }}
       name: {{ default (include "sn1.connectionsSecretName" .root) .secretName }}
       key: database-url
