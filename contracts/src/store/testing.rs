@@ -33,7 +33,10 @@ pub async fn fresh_database(tag: &str) -> Result<String, sqlx::Error> {
 pub async fn api_role(url: &str) -> Result<(String, String), sqlx::Error> {
     use sqlx::ConnectOptions;
     let role = format!("sn1_api_{:08x}", rand::random::<u32>());
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/postgres/api-role.sql");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/postgres/api-role.sql"
+    );
     let script = std::fs::read_to_string(path).map_err(sqlx::Error::Io)?;
     let mut conn = sqlx::PgConnection::connect(url).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(script.replace("sn1_api", &role)))
