@@ -209,6 +209,7 @@ pub fn miner_row(
 pub fn miner_outcome(m: &MinerRecord) -> &'static str {
     match (&m.outcome, m.rejected) {
         (None, Some(cleaning::REFUSAL)) => "refused",
+        (None, Some(crate::reliability::CUT_OFF)) => "timeout",
         (None, _) => "cancelled",
         (Some(o), rejected) => match &o.kind {
             OutcomeKind::Ok | OutcomeKind::Oversize => match rejected {

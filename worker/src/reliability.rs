@@ -51,7 +51,8 @@ pub enum Verdict {
     Unusable,
     /// Committed, then silent before finishing.
     Stalled,
-    /// An HTTP error, a reset, a timeout, a connect failure.
+    /// An HTTP error, a reset, a timeout, a connect failure; or committed and still
+    /// unfinished when the request's deadline cut it off ([`CUT_OFF`]).
     Failed,
     /// Dropped before it could be judged (another miner won): not counted.
     Unknown,
@@ -85,8 +86,10 @@ impl Verdict {
     /// The verdict on `record` alone, a reply to `prompt` (the request's last message), before
     /// the length check of [`verdicts`] (never [`Verdict::Short`]).
     pub fn of(record: &MinerRecord, prompt: &str) -> Verdict {
-        if record.rejected == Some(crate::fanout::STALLED) {
-            return Verdict::Stalled;
+        match record.rejected {
+            Some(crate::fanout::STALLED) => return Verdict::Stalled,
+            Some(CUT_OFF) => return Verdict::Failed,
+            _ => {}
         }
         match (&record.outcome, record.rejected) {
             (Some(o), _) if !matches!(o.kind, OutcomeKind::Ok | OutcomeKind::Oversize) => {
@@ -103,6 +106,14 @@ impl Verdict {
         }
     }
 }
+
+/// Why the committed miner's text was not complete: the request's deadline cut it off while
+/// it was still streaming. It counts as [`Verdict::Failed`], a timeout like any other: the
+/// client's answer broke off because of this miner (without it, a miner dripping one character
+/// just under the stall threshold would hold every client to the deadline and never be
+/// counted). Not [`Verdict::Stalled`]: it was not silent, and an honest miner streaming a long
+/// answer against a short deadline should lose no more than a miner that timed out.
+pub const CUT_OFF: &str = "unfinished at the deadline";
 
 /// Usable characters under which a complete reply is [`Verdict::Short`] whatever the other
 /// miners answered. 24 is about the shortest sentence that answers a question ("The capital of

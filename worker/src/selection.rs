@@ -145,7 +145,10 @@ pub struct Pick {
 /// (the preferred one kept), and how the first `k` were picked (empty unless the mode is
 /// [`SamplingMode::Reliable`]). `reliable` ranks by score, then spreads operators: a coldkey
 /// gets a second of the k slots only when fewer than k coldkeys are left, so many hotkeys of
-/// one operator cannot fill every slot.
+/// one operator cannot fill every slot. Each slot is, with probability `exploration`, a random
+/// little-known miner instead (of a coldkey not yet picked, under the same rule); when there
+/// is none, the ranked one is kept: known miners are not tried at random, a recovered one
+/// comes back once its tally has decayed below [`LITTLE_DATA`].
 pub fn rank<'a>(
     candidates: Vec<&'a Neuron>,
     k: usize,
@@ -171,22 +174,32 @@ pub fn rank<'a>(
     scored.sort_by(|a, b| score(&b.1).total_cmp(&score(&a.1)));
     let mut scored = spread(scored, |(n, _)| *n, policy, k);
     let mut picks = Vec::with_capacity(k);
+    // Coldkeys among the picks so far (an empty coldkey counts as its own).
+    let mut taken: HashSet<&str> = HashSet::new();
     for slot in 0..k.min(scored.len()) {
-        let explore = rng.random_bool(exploration.clamp(0.0, 1.0));
-        if explore {
-            // A little-known miner from further down the ranking (any, when all are known).
-            let rest = slot..scored.len();
-            let little: Vec<usize> = rest
-                .clone()
-                .filter(|&i| scored[i].1.is_none_or(|t| t.judged < LITTLE_DATA))
-                .collect();
-            let choice = match little.is_empty() {
-                false => little[rng.random_range(0..little.len())],
-                true => rng.random_range(rest),
-            };
-            scored[slot..=choice].rotate_right(1);
+        // While a coldkey not yet picked is left, every pick (explored or not) is one: spread
+        // ordered the ranked ones so, and an exploration pick must not undo it.
+        let fresh = |n: &Neuron| n.coldkey.is_empty() || !taken.contains(n.coldkey.as_str());
+        let mut pool: Vec<usize> = (slot..scored.len())
+            .filter(|&i| fresh(scored[i].0))
+            .collect();
+        if pool.is_empty() {
+            pool = (slot..scored.len()).collect();
         }
-        let (n, tally) = &scored[slot];
+        // A little-known miner from further down the ranking; none: the ranked one is kept.
+        let little: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&i| scored[i].1.is_none_or(|t| t.judged < LITTLE_DATA))
+            .collect();
+        let explore = !little.is_empty() && rng.random_bool(exploration.clamp(0.0, 1.0));
+        let choice = match explore {
+            true => little[rng.random_range(0..little.len())],
+            false => pool[0],
+        };
+        scored[slot..=choice].rotate_right(1);
+        let (n, tally) = scored[slot];
+        taken.insert(n.coldkey.as_str());
         picks.push(Pick {
             uid: n.uid,
             score: tally.map(|t| (t.score() * 1000.0).round() / 1000.0),
@@ -369,17 +382,91 @@ mod tests {
             &mut rng,
         );
         assert_eq!(order[0].uid, 8);
-        // Exploration always: picks are little-known miners (none is, here: any miner).
-        let (_, picks) = rank(
+        // Exploration always, but no miner is little-known: the ranked ones are kept.
+        let (order, picks) = rank(
             eligible(&mg, &[], &p),
-            3,
+            2,
             SamplingMode::Reliable,
             &p,
             &board,
             1.0,
             &mut rng,
         );
-        assert!(picks.iter().all(|p| p.explored));
+        let mut top = uids(&order[..2]);
+        top.sort();
+        assert_eq!(top, vec![6, 8]);
+        assert!(picks.iter().all(|p| !p.explored));
+        // A miner never seen is: exploration picks it.
+        let mut fresh = mg.clone();
+        fresh.neurons[9].axon_port += 1;
+        let (order, picks) = rank(
+            eligible(&fresh, &[], &p),
+            1,
+            SamplingMode::Reliable,
+            &p,
+            &board,
+            1.0,
+            &mut rng,
+        );
+        assert_eq!(order[0].uid, 9);
+        assert!(picks[0].explored && picks[0].score.is_none());
+    }
+
+    #[test]
+    fn exploration_picks_do_not_give_one_coldkey_a_second_slot() {
+        // One operator with 50 hotkeys never seen (uids 0..50); ten others, each with one
+        // good, known hotkey (50..60).
+        let neurons = (0..60)
+            .map(|u| {
+                let mut n = neuron(u, &format!("10.2.{}.{}", u / 200, u % 200), 8091);
+                n.coldkey = if u < 50 {
+                    "whale".into()
+                } else {
+                    format!("ck{u}")
+                };
+                n
+            })
+            .collect();
+        let mg = Metagraph {
+            netuid: 1,
+            block: 0,
+            neurons,
+        };
+        let board = Scoreboard::new(std::time::Duration::from_secs(300));
+        for _ in 0..5 {
+            let records: Vec<_> = mg.neurons[50..]
+                .iter()
+                .map(|n| answer(n, ANSWER, 100))
+                .collect();
+            board.observe(&records, "q");
+        }
+        let p = SelectionPolicy::default();
+        let mut rng = rand::rng();
+        for _ in 0..50 {
+            let (order, picks) = rank(
+                eligible(&mg, &[], &p),
+                5,
+                SamplingMode::Reliable,
+                &p,
+                &board,
+                1.0,
+                &mut rng,
+            );
+            let coldkeys: HashSet<&str> = order[..5].iter().map(|n| n.coldkey.as_str()).collect();
+            // Before: every slot explored among the 50 fresh hotkeys, nearly all the whale's.
+            assert_eq!(coldkeys.len(), 5, "{:?}", uids(&order[..5]));
+            // The whale is explored once; the other slots keep the ranked miners.
+            assert_eq!(picks.iter().filter(|p| p.explored).count(), 1);
+            assert_eq!(order.len(), 60, "every other hotkey stays a spare");
+        }
+        // Fewer coldkeys than slots: a coldkey may take a second slot, by exploration too.
+        let few: Vec<&Neuron> = eligible(&mg, &[], &p)
+            .into_iter()
+            .filter(|n| n.uid < 52)
+            .collect();
+        let (order, _) = rank(few, 5, SamplingMode::Reliable, &p, &board, 1.0, &mut rng);
+        let whales = order[..5].iter().filter(|n| n.uid < 50).count();
+        assert_eq!(whales, 3, "{:?}", uids(&order[..5]));
     }
 
     fn answer(n: &Neuron, text: &str, ttfb_ms: u64) -> crate::fanout::MinerRecord {

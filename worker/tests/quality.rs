@@ -263,6 +263,51 @@ async fn a_client_slower_than_its_miner_is_not_taken_for_a_stall() {
 }
 
 #[tokio::test]
+async fn a_committed_miner_dripping_under_the_stall_threshold_is_judged_at_the_deadline() {
+    // uid 1 wins the race with a usable opening, then sends a chunk every STALL_AFTER - 60 ms:
+    // never a stall, and its ~450-character answer would take ~9.5 s; the deadline is 2 s.
+    // uid 0 answers well but later, and is dropped when uid 1 wins.
+    let fleet = fleet_of(2, |uid, c| match uid {
+        1 => c.reply.chunk_delay = STALL_AFTER - Duration::from_millis(60),
+        _ => c.reply.first_byte_delay = Duration::from_millis(300),
+    })
+    .await;
+    let runner = runner(&fleet, quality(0));
+    let job = job(2, SamplingMode::TopIncentive, 2);
+    let started = Instant::now();
+    let (summary, text, last) = run(&runner, &job).await;
+    let took = started.elapsed();
+    assert_eq!(summary.status, JobStatus::Broken, "{:?}", summary.error);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(summary.failovers.is_empty(), "never silent for STALL_AFTER");
+    assert!(fleet_answer(QUESTION).starts_with(&text) && !text.is_empty());
+    assert!(matches!(last, Some(WorkerEvent::Error { .. })), "{last:?}");
+    assert_eq!(summary.commit.map(|c| c.uid), Some(1));
+    // The audit record judges the dripping miner; the one dropped because it won, not.
+    let record = build_record(&job, &summary, took, &AuditSettings::default(), 1 << 20);
+    let row = |uid: u16| record.miners.iter().find(|m| m.uid == uid).unwrap();
+    // Before: `unknown` (and outcome `cancelled`), never counted.
+    assert_eq!(row(1).quality.verdict.as_deref(), Some("failed"));
+    assert_eq!(row(1).outcome, "timeout");
+    assert_eq!(
+        row(1).clean_reason.as_deref(),
+        Some(sn1_worker::reliability::CUT_OFF)
+    );
+    assert!(row(1).selected);
+    assert_eq!(row(0).quality.verdict.as_deref(), Some("unknown"));
+    // And the worker's scores count it against the miner.
+    let tally = |uid: usize| {
+        let n = &fleet.metagraph().neurons[uid];
+        let key = sn1_worker::reliability::MinerKey::new(&n.hotkey, &n.axon_ip, n.axon_port);
+        runner.config.quality.scores.tally(&key).unwrap_or_default()
+    };
+    let dripper = tally(1);
+    assert!(dripper.judged > 0.9 && dripper.usable == 0.0, "{dripper:?}");
+    assert!(dripper.score() < sn1_worker::reliability::Tally::default().score());
+    assert!(tally(0).judged < 1e-9, "{:?}", tally(0));
+}
+
+#[tokio::test]
 async fn two_workers_sharing_a_store_converge_on_the_same_scores() {
     let fleet = fleet(4, true).await;
     let dir = tempfile::tempdir().unwrap();

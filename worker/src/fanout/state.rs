@@ -12,9 +12,11 @@ mod overlap;
 mod quality;
 
 pub(crate) use quality::STALLED;
+use quality::chosen_ended;
 
-use super::{AnswerChunk, FanoutEnd, MinerRecord, describe};
+use super::{AnswerChunk, FanoutEnd, MinerRecord};
 use crate::cleaning::{self, PrefixJudge, PrefixVerdict};
+use crate::reliability::CUT_OFF;
 use sn1_bittensor::dendrite::MinerTarget;
 use sn1_bittensor::reply::{Outcome, OutcomeKind};
 use sn1_contracts::job::Strategy;
@@ -73,6 +75,8 @@ struct Miner {
     ready: bool,
     /// Characters of its text so far.
     chars: usize,
+    /// Non-whitespace characters of its text so far (what the hedge threshold counts).
+    solid: usize,
     /// Whether its text continues the answer or starts it over (when continuing).
     overlap: overlap::Judge,
 }
@@ -132,6 +136,7 @@ impl Fanout {
                 done: false,
                 ready: false,
                 chars: 0,
+                solid: 0,
                 overlap: overlap::Judge::default(),
             })
             .collect();
@@ -176,6 +181,7 @@ impl Fanout {
         }
         miner.held.push(miner.record.text.len());
         miner.chars += text.chars().count();
+        miner.solid += text.chars().filter(|c| !c.is_whitespace()).count();
         if !racing || miner.record.rejected.is_some() {
             return Step::wait();
         }
@@ -246,16 +252,22 @@ impl Fanout {
     }
 
     /// The deadline passed. `longest` / `shortest` choose among the replies that have ended; a
-    /// chosen answer still streaming is broken off; otherwise the fan-out timed out.
+    /// chosen answer still streaming is broken off, and its miner judged for it
+    /// ([`crate::reliability::CUT_OFF`]); otherwise the fan-out timed out. Miners dropped
+    /// because another won stay unjudged.
     pub fn on_deadline(&mut self) -> Step {
         if let Some(step) = self.pick() {
             return step;
         }
         Step::end(match self.chosen {
-            Some(w) => FanoutEnd::Broken {
-                uid: self.miners[w].record.target.uid,
-                reason: UNFINISHED.into(),
-            },
+            Some(w) => {
+                // Still streaming: a chosen reply that ended has ended the fan-out already.
+                self.miners[w].record.rejected = Some(CUT_OFF);
+                FanoutEnd::Broken {
+                    uid: self.miners[w].record.target.uid,
+                    reason: UNFINISHED.into(),
+                }
+            }
             None => FanoutEnd::TimedOut,
         })
     }
@@ -364,17 +376,6 @@ impl Fanout {
         let rejected = rejected.or_else(|| self.overlap_final(i));
         self.miners[i].record.rejected = rejected;
         rejected.is_none()
-    }
-}
-
-/// How the fan-out ends when the chosen miner's (`uid`) reply ended with `kind`.
-fn chosen_ended(uid: u16, kind: &OutcomeKind) -> FanoutEnd {
-    match kind {
-        OutcomeKind::Ok | OutcomeKind::Oversize => FanoutEnd::Answered { uid },
-        other => FanoutEnd::Broken {
-            uid,
-            reason: format!("the miner's stream broke off: {}", describe(other)),
-        },
     }
 }
 
@@ -550,6 +551,34 @@ mod tests {
             })
         );
         assert!(f.finish()[1].selected);
+    }
+
+    #[test]
+    fn the_deadline_judges_the_committed_miner_still_streaming_and_no_other() {
+        use crate::reliability::{Verdict, verdicts};
+        // Miner 1 wins with a usable opening, then drips: the deadline cuts it off.
+        let mut f = fanout(3, Strategy::First);
+        f.on_chunk(0, "Tell".into());
+        assert_eq!(f.on_chunk(1, "Once upon".into()).drop, vec![0, 2]);
+        f.on_chunk(1, " a".into());
+        let step = f.on_deadline();
+        assert!(matches!(step.end, Some(FanoutEnd::Broken { uid: 101, .. })));
+        let records = f.finish();
+        // Before: no outcome, no reason, verdict unknown: never counted against it.
+        assert_eq!(records[1].rejected, Some(CUT_OFF));
+        assert!(records[1].selected && records[1].outcome.is_none());
+        assert_eq!(crate::audit::miner_outcome(&records[1]), "timeout");
+        // The miners dropped because it won were never judged.
+        assert_eq!(records[0].rejected, None);
+        assert_eq!(
+            verdicts(&records, PROMPT),
+            vec![Verdict::Unknown, Verdict::Failed, Verdict::Unknown]
+        );
+        // Nobody committed: nobody is judged.
+        let mut f = fanout(2, Strategy::First);
+        f.on_chunk(0, "Tell".into());
+        f.on_deadline();
+        assert!(f.finish().iter().all(|r| r.rejected.is_none()));
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! (the committed miner went silent; the driver decides whether another miner continues).
 
 use super::{Fanout, FanoutEnd, Step};
+use crate::fanout::describe;
+use sn1_bittensor::reply::OutcomeKind;
 
 /// Why a miner's text was not used: it was committed, then went silent before finishing.
 pub(crate) const STALLED: &str = "stalled";
 
 impl Fanout {
-    /// Hedged commit: commit a usable miner only once it has sent `chars` characters (or its
+    /// Hedged commit: commit a usable miner only once it has sent `chars` non-whitespace
+    /// characters (or its
     /// reply ended, or the driver's hedge wait ran out); 0 commits at the first usable prefix.
     pub fn with_hedge(mut self, chars: usize) -> Fanout {
         self.hedge_chars = chars;
@@ -20,7 +23,8 @@ impl Fanout {
     pub(super) fn ready(&mut self, i: usize) -> Step {
         let miner = &mut self.miners[i];
         miner.ready = true;
-        if miner.chars >= self.hedge_chars {
+        // Whitespace does not count: "Sure! " and 500 spaces is no answer to commit to yet.
+        if miner.solid >= self.hedge_chars {
             self.choose(i)
         } else {
             Step::wait()
@@ -47,7 +51,7 @@ impl Fanout {
                 let m = &self.miners[i];
                 m.ready && !m.done && m.record.rejected.is_none()
             })
-            .max_by_key(|&i| self.miners[i].chars);
+            .max_by_key(|&i| self.miners[i].solid);
         match best {
             Some(i) => self.choose(i),
             None => Step::wait(),
@@ -98,6 +102,17 @@ impl Fanout {
     }
 }
 
+/// How the fan-out ends when the chosen miner's (`uid`) reply ended with `kind`.
+pub(super) fn chosen_ended(uid: u16, kind: &OutcomeKind) -> FanoutEnd {
+    match kind {
+        OutcomeKind::Ok | OutcomeKind::Oversize => FanoutEnd::Answered { uid },
+        other => FanoutEnd::Broken {
+            uid,
+            reason: format!("the miner's stream broke off: {}", describe(other)),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::fanout;
@@ -117,6 +132,25 @@ mod tests {
         assert_eq!(step.drop, vec![0]);
         assert_eq!(f.commit_point(), Some((101, 28)));
         assert!(!f.hedging());
+    }
+
+    #[test]
+    fn a_hedged_commit_counts_no_whitespace() {
+        let mut f = fanout(2, Strategy::First).with_hedge(20);
+        // "Sure! " and 500 spaces: 5 characters that count, not 506. Held back.
+        assert_eq!(f.on_chunk(0, "Sure! ".into()), Step::wait());
+        assert_eq!(f.on_chunk(0, " ".repeat(500)), Step::wait());
+        assert!(f.hedging());
+        assert_eq!(f.commit_point(), None);
+        // Miner 1 reaches 20 non-whitespace characters first and is committed.
+        let step = f.on_chunk(1, "Once upon a time, in a land".into());
+        assert_eq!(step.send[0].uid, 101);
+        assert_eq!(step.drop, vec![0]);
+        // The hedge wait, too, prefers text over whitespace.
+        let mut f = fanout(2, Strategy::First).with_hedge(1000);
+        f.on_chunk(0, format!("Sure!{}", " ".repeat(100)));
+        f.on_chunk(1, "Once upon a time".into());
+        assert_eq!(f.on_hedge_timeout().send[0].uid, 101);
     }
 
     #[test]
