@@ -65,6 +65,19 @@ try:
     driver.get(f"{base}/")
     assert "playground" in driver.title.lower(), driver.title
     assert driver.find_element(By.CSS_SELECTOR, "form textarea[name=prompt]")
+    # Nothing the form would submit without the script can put the key into a URL: POST, and
+    # the key field has no name (so it is never a form field at all).
+    assert js("return document.getElementById('ask').method") == "post"
+    assert not js("return document.getElementById('api-key').hasAttribute('name')")
+    # Sampling offers the server's default, `reliable`, and starts on it.
+    sampling = js("return [[...document.querySelectorAll('#sampling option')].map(o => o.value),"
+                  " document.getElementById('sampling').value]")
+    assert "reliable" in sampling[0] and sampling[1] == "reliable", sampling
+    # Count the page's /chat requests and keep their bodies.
+    js("window.chatBodies = []; const real = window.fetch;"
+       " window.fetch = function (url, init) {"
+       "   if (String(url).endsWith('/chat')) window.chatBodies.push(JSON.parse(init.body));"
+       "   return real.apply(this, arguments); };")
     driver.find_element(By.ID, "api-key").send_keys(key)
 
     # A wrong key first: a message a person understands, no answer.
@@ -102,6 +115,26 @@ try:
     text2, _ = ask("And then?")
     assert answer_re.fullmatch(text2) and "And then?" in text2, text2
     assert len(driver.find_elements(By.CSS_SELECTOR, "#conversation .turn")) == 4
+    bodies = js("return window.chatBodies")
+    assert len(bodies) == 3, bodies  # the wrong key's, then one per answer
+    assert all(b["sampling_mode"] == "reliable" for b in bodies), bodies
+
+    # Sending again while an answer streams does nothing: Ctrl+Enter twice, Send, a script's
+    # requestSubmit — one request, one answer in #answer, one new pair of turns.
+    box = driver.find_element(By.NAME, "prompt")
+    box.send_keys("Only once, please")
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    js("document.getElementById('send').click(); document.getElementById('ask').requestSubmit();")
+    wait_for("some of the answer", lambda: driver.find_element(By.ID, "answer").text)
+    box.send_keys(Keys.CONTROL, Keys.ENTER)  # mid-stream too
+    wait_for("the answer to end", lambda: driver.find_element(By.ID, "send").is_enabled()
+             and "total" in driver.find_element(By.ID, "meta").text)
+    sent = js("return window.chatBodies.length") - len(bodies)
+    assert sent == 1, f"{sent} requests for one prompt"
+    once = driver.find_element(By.ID, "answer").text
+    assert (m := answer_re.fullmatch(once)) and m.group(2) == "Only once, please", once
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#conversation .turn")) == 6
     driver.save_screenshot(f"{shots}/playground.png")
 
     # An answer that runs past its timeout: a StreamError, shown as a sentence; not a turn.
@@ -115,8 +148,22 @@ try:
     stopped = wait_for("the StreamError message", lambda: driver.find_element(By.ID, "error").text)
     assert stopped.startswith("The answer stopped:"), stopped
     wait_for("the request to end", lambda: driver.find_element(By.ID, "send").is_enabled())
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#conversation .turn")) == 4
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#conversation .turn")) == 6
     print(f"past its timeout: {stopped!r}")
+
+    # The form submitted the way it would be without the script (form.submit() fires no submit
+    # event): the browser leaves the page, and neither the key nor the prompt is in a URL.
+    js("document.getElementById('api-key').value = arguments[0];"
+       " document.getElementById('prompt').value = 'no script';"
+       " document.getElementById('ask').submit();", key)
+
+    def left_the_form():
+        try:
+            return "?" in driver.current_url or not js("return document.getElementById('ask')")
+        except Exception:  # mid-navigation
+            return False
+    wait_for("the script-less submission", left_the_form)
+    assert key not in driver.current_url and "?" not in driver.current_url, driver.current_url
 
     # ---- The status page: one row per serving miner, the counts, the charts.
     driver.get(f"{base}/status")

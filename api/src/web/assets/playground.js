@@ -93,6 +93,9 @@ function seconds(ms) {
 
 async function ask(event) {
   event.preventDefault();
+  // One request at a time: Ctrl+Enter (requestSubmit) and implicit submission do not look at
+  // the disabled Send button, and two streams would interleave in #answer.
+  if (inFlight) return;
   const key = $("api-key").value.trim();
   const prompt = $("prompt").value.trim();
   if (!key) return showError("Enter the API key first.") || $("api-key").focus();
@@ -213,7 +216,10 @@ function init() {
   if (saved) $("api-key").value = saved;
   $("ask").addEventListener("submit", ask);
   $("prompt").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("ask").requestSubmit();
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      if (!inFlight) $("ask").requestSubmit();
+    }
   });
   $("stop").addEventListener("click", () => inFlight && inFlight.abort());
   $("forget-key").addEventListener("click", () => {
