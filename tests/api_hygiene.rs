@@ -419,10 +419,11 @@ async fn a_flood_of_idle_connections_leaves_readyz_and_chat_answering_then_is_cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_header_client_is_closed_after_the_header_read_timeout() {
     let _shared = MACHINE.read().await;
-    let (proc, port, _key, ops) = standalone(
+    let (proc, port, key, ops) = standalone(
         "slowhdr",
         &[
             ("HEADER_READ_TIMEOUT", "1s".into()),
+            ("BODY_READ_TIMEOUT", "1s".into()),
             ("IDLE_TIMEOUT", "3s".into()),
         ],
     )
@@ -506,6 +507,46 @@ async fn a_slow_header_client_is_closed_after_the_header_read_timeout() {
         "slow head closed {closed_after:?} after connecting (HEADER_READ_TIMEOUT 1 s); a \
          keep-alive connection's next head cut off {cut_after:?} after its first byte; an idle \
          one closed {after:?} after its request (IDLE_TIMEOUT 3 s)"
+    );
+
+    // A whole head, then a body that trickles (a byte every 200 ms of 100): 408 when
+    // BODY_READ_TIMEOUT (1 s) has passed since the head, naming the limit.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let sent = Instant::now();
+    let (read, mut write) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..99 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut stream = read;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_head = async {
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .expect("no answer to a trickling body");
+    let after = sent.elapsed();
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(
+        after >= Duration::from_secs(1) && after < Duration::from_secs(1) + slack,
+        "408 after {after:?}"
     );
     let text = metrics(ops).await;
     assert!(

@@ -93,7 +93,7 @@ async fn every_record_reaches_postgres_exactly_once_across_an_outage() {
         "the cut did not cut"
     );
 
-    proxy.restore();
+    proxy.restore().await;
     wait_for_completions(&pool, 25, Duration::from_secs(30), || stack.logs()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stored: BTreeSet<String> = sqlx::query_scalar("SELECT request_id::text FROM completions")

@@ -113,7 +113,10 @@ async fn keys_and_limits_hold_across_two_replicas() {
         1,
         1,
         &[("DATABASE_URL", db.clone())],
-        &[("DATABASE_URL", api_db.clone()), ("ADMIN_KEY", ADMIN.into())],
+        &[
+            ("DATABASE_URL", api_db.clone()),
+            ("ADMIN_KEY", ADMIN.into()),
+        ],
     )
     .await;
     let pg = TcpProxy::start("127.0.0.1:5432").await;
@@ -354,28 +357,72 @@ async fn keys_and_limits_hold_across_two_replicas() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // The key store cut off from replica 1: a key it admitted before still works (limits off),
-    // a key it never saw gets 503 with Retry-After; back when the store is.
-    let never = cli(&db, &["create", "--name", "never seen"]);
-    let never_key = never["key"].as_str().unwrap();
-    pg.cut();
-    let (status, _, body) = send(&format!("{}/echo", apis[1]), &one_key, &echo()).await;
+    // The key store cut off from replica 1 — its connections reset, refused, or never
+    // answered: a key it admitted before still works (limits off) within the admission timeout
+    // and a probe, a key it never saw gets 503 with Retry-After; back when the store is. A
+    // remembered key that expired meanwhile is not let in.
+    let soon = cli(
+        &db,
+        &["create", "--name", "expires soon", "--expires", "5s"],
+    );
+    let soon_key = soon["key"].as_str().unwrap();
+    let (status, _, body) = send(&format!("{}/echo", apis[1]), soon_key, &echo()).await;
     assert_eq!(status, 200, "{body}");
-    let (status, retry, body) = send(&format!("{}/echo", apis[1]), never_key, &echo()).await;
-    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
-    assert_eq!(body["error"]["type"], "key_store_unavailable");
-    pg.restore();
-    until_status(
-        &format!("{}/echo", apis[1]),
-        never_key,
-        200,
-        Duration::from_secs(10),
-    )
-    .await;
+    let soon_made = Instant::now();
+    let mut unknown_keys = Vec::new();
+    for outage in ["reset", "refused", "unanswered"] {
+        let never = cli(
+            &db,
+            &["create", "--name", &format!("never seen ({outage})")],
+        );
+        let never_key = never["key"].as_str().unwrap().to_string();
+        match outage {
+            "reset" => pg.cut(),
+            "refused" => pg.refuse().await,
+            _ => pg.hang().await,
+        }
+        for round in 0..2 {
+            let asked = Instant::now();
+            let (status, _, body) = send(&format!("{}/echo", apis[1]), &one_key, &echo()).await;
+            assert_eq!(status, 200, "{outage}, round {round}: {body}");
+            let waited = asked.elapsed();
+            assert!(
+                waited < Duration::from_secs(3),
+                "{outage}: waited {waited:?}"
+            );
+        }
+        let (status, retry, body) = send(&format!("{}/echo", apis[1]), &never_key, &echo()).await;
+        assert_eq!(
+            (status, retry.as_deref()),
+            (503, Some("1")),
+            "{outage}: {body}"
+        );
+        assert_eq!(body["error"]["type"], "key_store_unavailable");
+        pg.restore().await;
+        until_status(
+            &format!("{}/echo", apis[1]),
+            &never_key,
+            200,
+            Duration::from_secs(10),
+        )
+        .await;
+        unknown_keys.push(never_key);
+    }
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(soon_made.elapsed())).await;
+    pg.cut();
+    let (status, _, body) = send(&format!("{}/echo", apis[1]), soon_key, &echo()).await;
+    assert_eq!(
+        status, 503,
+        "an expired key let in during an outage: {body}"
+    );
+    pg.restore().await;
 
     // No key in any log.
     let logs = format!("{}{}", stack.logs(), api1.log_text());
-    for secret in [rpm_key, key, &one_key, never_key, ADMIN] {
+    for secret in [rpm_key, key, &one_key, soon_key, ADMIN]
+        .into_iter()
+        .chain(unknown_keys.iter().map(String::as_str))
+    {
         assert!(!logs.contains(secret), "a key is in the logs");
     }
     drop((api1, stack));

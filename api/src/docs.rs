@@ -78,6 +78,11 @@ const ERRORS: &[(&str, &str, bool)] = &[
         false,
     ),
     ("401", "Missing or wrong API key", false),
+    (
+        "408",
+        "The body did not arrive within BODY_READ_TIMEOUT",
+        false,
+    ),
     ("413", "Body larger than the configured cap", false),
     (
         "415",
@@ -275,7 +280,7 @@ mod tests {
         for path in ["/chat", "/echo"] {
             let responses = &doc["paths"][path]["post"]["responses"];
             for status in [
-                "200", "400", "401", "413", "415", "422", "502", "503", "504",
+                "200", "400", "401", "408", "413", "415", "422", "502", "503", "504",
             ] {
                 assert!(
                     responses[status].is_object(),

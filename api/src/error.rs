@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Invalid JSON or an invalid field (the message names it).
     #[error("{0}")]
     BadRequest(String),
+    /// The body did not arrive in time (`BODY_READ_TIMEOUT`).
+    #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+    BodyTimeout(std::time::Duration),
     /// Body above the size cap.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -88,6 +91,7 @@ impl ApiError {
                 true,
             ),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", false),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout", false),
             ApiError::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", false)
             }

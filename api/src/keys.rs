@@ -9,18 +9,23 @@
 //! once a second ([`UsageTally`]), so a busy key's requests do not queue on its usage row. Revocation and limit changes are read by that same call, so they hold
 //! on every replica from the next request on.
 //!
-//! **When the store cannot be reached** (connection refused, reset or closed) the api fails
-//! open for keys it admitted in the last [`REMEMBER_FOR`] — they are served without limits,
-//! counted in `sn1_api_key_admissions_total{verdict="store_unavailable"}` — and closed (503,
-//! `Retry-After`) for any other key. When it is reachable but **busy** (no free connection, a
-//! lock wait over 250 ms, no verdict within [`ADMIT_TIMEOUT`]) every managed key gets 503: a
-//! flood must never switch limits off. One key's admissions go to the store one at a time per
-//! replica, at most 12 of all keys at once, and at most 256 of one key wait
-//! ([`PendingAdmissions`]); beyond, 429 without asking the store. Authentication stays: a key nobody has seen valid is
-//! never let in. Limits do not hold during the outage: they exist for fairness and cost, and a
-//! key-store outage should not stop paying clients' traffic (the chat path itself needs no
-//! database). A key revoked during the outage keeps working on the replicas that remember it
-//! until the store answers again.
+//! **When the store cannot be reached** (connection refused, reset or closed, or — when an
+//! admission gets no verdict — a probe cannot open a new connection: [`StoreReach`]) the api
+//! fails open for keys it admitted in the last [`REMEMBER_FOR`] and that have not expired since
+//! — served without limits, their usage still tallied, counted in
+//! `sn1_api_key_admissions_total{verdict="store_unavailable"}` — and closed (503,
+//! `Retry-After`) for any other key. While the store is down, admissions ask the probe (one per
+//! replica per second) instead of waiting on the store. When it is reachable but **busy** (no
+//! free connection, a lock wait over 250 ms, no verdict within [`ADMIT_TIMEOUT`] while a new
+//! connection opens) every managed key gets 503: a flood must never switch limits off. One
+//! key's admissions go to the store one at a time per replica, at most 12 of all keys at once,
+//! and at most 256 of one key wait ([`PendingAdmissions`]); beyond, or after waiting
+//! [`ADMIT_TIMEOUT`] for its turn, 429 without asking the store. An admission its client gave
+//! up on still runs to its end, and the lease it took is given back then. Authentication
+//! stays: a key nobody has seen valid is never let in. Limits do not hold during the outage:
+//! they exist for fairness and cost, and a key-store outage should not stop paying clients'
+//! traffic (the chat path itself needs no database). A key revoked during the outage keeps
+//! working on the replicas that remember it until the store answers again.
 
 use crate::AppState;
 use crate::auth::presented_key;
@@ -33,7 +38,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod memory;
+mod reach;
 pub use memory::{PendingAdmissions, RecentKeys, UsageTally};
+pub use reach::StoreReach;
 
 /// Longest wait for the store's verdict before it counts as unreachable.
 pub const ADMIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -68,6 +75,29 @@ impl Caller {
         Caller {
             key_id,
             lease: None,
+        }
+    }
+
+    /// A managed key's caller: its usage is tallied, and its lease (`leased`) given back, when
+    /// it is dropped.
+    fn metered(
+        state: &AppState,
+        store: &Store,
+        key_id: String,
+        request_id: uuid::Uuid,
+        leased: bool,
+    ) -> Self {
+        Caller {
+            key_id,
+            lease: Some(Lease {
+                store: store.clone(),
+                tally: state.usage.clone(),
+                request_id,
+                leased,
+                streamed: false,
+                prompt_chars: 0,
+                answer_chars: 0,
+            }),
         }
     }
 
@@ -140,43 +170,55 @@ async fn admit_managed(
         _ => return Err(ApiError::Unauthorized),
     };
     let sha = key_sha256(key);
+    // During an outage a probe (shared, reused for a second) answers faster than the store.
+    if state.key_store.was_down() && !state.key_store.reachable(store).await {
+        return fail_open(state, store, &sha, request_id);
+    }
     // A flood of one key (or of made-up keys) waits here, not on the store's connections.
     let Some(waiting) = state.pending_admissions.enter(&sha) else {
         count("too_many_waiting");
-        return Err(ApiError::RateLimited {
-            retry_after_secs: 1,
-            message: "too many requests with this API key are waiting to be admitted; retry shortly",
-        });
+        return Err(too_many_at_once());
     };
-    let verdict = tokio::time::timeout(ADMIT_TIMEOUT, async {
-        let _turn = waiting.turn().await;
-        store.admit_key(&sha, request_id, lease_length(state)).await
-    })
-    .await;
-    let admission = match verdict {
-        Ok(Ok(admission)) => admission,
-        Ok(Err(e)) => return unavailable(state, store, &sha, request_id, &e),
+    let Ok(Some(turn)) = tokio::time::timeout(ADMIT_TIMEOUT, waiting.turn()).await else {
+        // This key's earlier admissions hold the store this long: its own load, unless the
+        // store went down meanwhile.
+        if state.key_store.was_down() {
+            return fail_open(state, store, &sha, request_id);
+        }
+        count("too_many_waiting");
+        return Err(too_many_at_once());
+    };
+    // Not cancelled when its client stops waiting: an admission sent to the store may still
+    // take a token and a lease, and the lease must be given back only after that.
+    let mut call = tokio::spawn({
+        let (store, sha, lease) = (store.clone(), sha.clone(), lease_length(state));
+        async move {
+            let _turn = turn;
+            store.admit_key(&sha, request_id, lease).await
+        }
+    });
+    let admission = match tokio::time::timeout(ADMIT_TIMEOUT, &mut call).await {
+        Ok(Ok(Ok(admission))) => admission,
+        Ok(Ok(Err(e))) => return unavailable(state, store, &sha, request_id, &e).await,
+        Ok(Err(_)) => {
+            let failed = StoreError::Query("the admission task failed".into());
+            return unavailable(state, store, &sha, request_id, &failed).await;
+        }
         Err(_) => {
+            tokio::spawn(give_back_late(call, store.clone(), request_id));
             let late = StoreError::Busy(format!("no verdict within {ADMIT_TIMEOUT:?}"));
-            return unavailable(state, store, &sha, request_id, &late);
+            return unavailable(state, store, &sha, request_id, &late).await;
         }
     };
     count(verdict_name(&admission));
     match admission {
-        Admission::Admitted { key_id, leased } => {
-            state.recent_keys.remember(&sha, &key_id);
-            Ok(Caller {
-                key_id,
-                lease: Some(Lease {
-                    store: store.clone(),
-                    tally: state.usage.clone(),
-                    request_id,
-                    leased,
-                    streamed: false,
-                    prompt_chars: 0,
-                    answer_chars: 0,
-                }),
-            })
+        Admission::Admitted {
+            key_id,
+            leased,
+            expires_at,
+        } => {
+            state.recent_keys.remember(&sha, &key_id, expires_at);
+            Ok(Caller::metered(state, store, key_id, request_id, leased))
         }
         Admission::Unknown => {
             state.recent_keys.forget(&sha);
@@ -201,39 +243,77 @@ async fn admit_managed(
     }
 }
 
-/// The store gave no verdict. Any lease it may still have taken for this request is given back.
-/// Unreachable (refused, reset): a key admitted recently gets in, without limits (fail open).
-/// Busy (no free connection, a lock wait, no answer in time) — which a flood can cause — or any
+fn too_many_at_once() -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: 1,
+        message: "too many requests with this API key are waiting to be admitted; retry shortly",
+    }
+}
+
+/// Waits for an admission its client gave up on and gives back the lease it took, if any.
+async fn give_back_late(
+    call: tokio::task::JoinHandle<Result<Admission, StoreError>>,
+    store: Store,
+    request_id: uuid::Uuid,
+) {
+    if let Ok(Ok(Admission::Admitted { leased: true, .. })) = call.await
+        && let Err(e) = store.release_lease(request_id).await
+    {
+        tracing::warn!(error = %e, "key lease not given back (it expires by itself)");
+    }
+}
+
+/// The store gave no verdict. Unreachable (refused, reset, or a probe cannot open a connection):
+/// a key admitted recently gets in, without limits (fail open). Busy (no free connection, a
+/// lock wait, no answer in time, while a probe connects) — which a flood can cause — or any
 /// other error: 503 for every managed key (fail closed), so overloading the store never turns
 /// limits off.
-fn unavailable(
+async fn unavailable(
     state: &AppState,
     store: &Store,
     sha: &str,
     request_id: uuid::Uuid,
     cause: &StoreError,
 ) -> Result<Caller, ApiError> {
-    let store = store.clone();
-    tokio::spawn(async move { store.release_lease(request_id).await });
-    let reachable = !matches!(cause, StoreError::Unreachable(_) | StoreError::Connect(_));
+    let reachable = match cause {
+        StoreError::Unreachable(_) | StoreError::Connect(_) => {
+            state.key_store.down();
+            false
+        }
+        StoreError::Busy(_) | StoreError::Query(_) => state.key_store.reachable(store).await,
+        _ => true,
+    };
     tracing::warn!(cause = %cause, fail_open = !reachable, "no verdict from the key store");
     if reachable {
         count("store_busy");
         return Err(ApiError::KeyStoreUnavailable);
     }
-    count("store_unavailable");
-    state
-        .recent_keys
-        .recall(sha)
-        .map(Caller::unmetered)
-        .ok_or(ApiError::KeyStoreUnavailable)
+    fail_open(state, store, sha, request_id)
 }
 
-/// A lease outlives the longest request this api admits (its timeout cap, the wait for a
-/// worker and the relay's grace), so only a dead replica's leases ever expire.
+/// The store cannot be reached: a key this replica admitted recently (and not expired since)
+/// is served without limits, its usage still tallied; any other key gets 503.
+fn fail_open(
+    state: &AppState,
+    store: &Store,
+    sha: &str,
+    request_id: uuid::Uuid,
+) -> Result<Caller, ApiError> {
+    count("store_unavailable");
+    let key_id = state
+        .recent_keys
+        .recall(sha)
+        .ok_or(ApiError::KeyStoreUnavailable)?;
+    Ok(Caller::metered(state, store, key_id, request_id, false))
+}
+
+/// A lease outlives the longest request this api admits (its body's time limit, its timeout
+/// cap, the wait for a worker and the relay's grace), so only a dead replica's leases ever
+/// expire.
 fn lease_length(state: &AppState) -> Duration {
     let config = &state.config;
-    Duration::from_secs_f64(config.limits.max_timeout_secs)
+    config.connections.body_read_timeout
+        + Duration::from_secs_f64(config.limits.max_timeout_secs)
         + config.accept_timeout
         + config.relay.deadline_grace
         + Duration::from_secs(10)

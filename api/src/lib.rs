@@ -94,6 +94,8 @@ pub struct AppState {
     pub recent_keys: Arc<keys::RecentKeys>,
     /// Managed-key admissions waiting for the store (capped per key and in all).
     pub pending_admissions: Arc<keys::PendingAdmissions>,
+    /// Whether the key store can be reached (fail open) or is only busy (fail closed).
+    pub key_store: Arc<keys::StoreReach>,
     /// Managed keys' usage served here, added to the store once a second.
     pub usage: Arc<keys::UsageTally>,
     /// The key of `/admin/keys` (`ADMIN_KEY`); without it the admin API is off.
@@ -115,6 +117,7 @@ impl AppState {
             store: None,
             recent_keys: Arc::default(),
             pending_admissions: Arc::default(),
+            key_store: Arc::default(),
             usage: Arc::default(),
             admin_key: None,
             inbox: Arc::default(),

@@ -33,14 +33,17 @@ pub struct Admitted {
 }
 
 /// Checks the key (401 before anything else; 429 over a managed key's limits), then reads the
-/// body under the cap (413).
+/// body under the cap (413) and its time limit (408).
 pub async fn admit(state: &AppState, request: Request) -> Result<Admitted, ApiError> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let request_id = uuid::Uuid::now_v7();
     let caller = keys::authenticate(state, &parts.headers, request_id).await?;
-    let body: Bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+    let within = state.config.connections.body_read_timeout;
+    let read = axum::body::to_bytes(body, state.config.max_body_bytes);
+    let body: Bytes = tokio::time::timeout(within, read)
         .await
+        .map_err(|_| ApiError::BodyTimeout(within))?
         .map_err(|_| ApiError::PayloadTooLarge(state.config.max_body_bytes))?;
     Ok(Admitted {
         headers: parts.headers,

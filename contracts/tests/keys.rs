@@ -68,7 +68,8 @@ async fn rules(store: &Store) {
         verdict,
         Admission::Admitted {
             key_id: made.info.id.clone(),
-            leased: false
+            leased: false,
+            expires_at: None,
         }
     );
     let (_, verdict) = admit(store, "sn1-not-a-key").await;
@@ -200,6 +201,16 @@ async fn rules(store: &Store) {
             key_id: old.info.id.clone()
         }
     );
+
+    // An admission says when the key expires (a replica remembers it for an outage).
+    let mut later = new_key("later", None, None);
+    later.expires_at = Some(Utc::now() + chrono::Duration::hours(1));
+    let later = store.create_key(&later).await.unwrap();
+    let Admission::Admitted { expires_at, .. } = admit(store, &later.key).await.1 else {
+        panic!("a key expiring in an hour is admitted");
+    };
+    assert_eq!(expires_at, later.info.expires_at);
+    assert!(expires_at.is_some());
 
     // Bad limits are refused with their name.
     let zero = store

@@ -335,9 +335,7 @@ async fn the_api_role_reads_the_status_and_no_text() {
     let owner = Store::postgres(&url, 2).await.unwrap();
     owner.migrate().await.unwrap();
     seed(&owner, now).await;
-    let (role, role_url) = sn1_contracts::store::testing::api_role(&url)
-        .await
-        .unwrap();
+    let (role, role_url) = sn1_contracts::store::testing::api_role(&url).await.unwrap();
     let api = Store::postgres(&role_url, 2).await.unwrap();
     api.check_migrations().await.unwrap();
     let status = api
@@ -352,7 +350,11 @@ async fn the_api_role_reads_the_status_and_no_text() {
         .fetch_one(&owner_pool)
         .await
         .unwrap();
-    let seen = api.request_fan_out(&id).await.unwrap().expect("the request");
+    let seen = api
+        .request_fan_out(&id)
+        .await
+        .unwrap()
+        .expect("the request");
     assert_eq!(Some(seen), owner.request_fan_out(&id).await.unwrap());
 
     for sql in [
@@ -371,7 +373,10 @@ async fn the_api_role_reads_the_status_and_no_text() {
             .execute(&pool)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("permission denied"), "{sql}: {err}");
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{sql}: {err}"
+        );
     }
     pool.close().await;
     sn1_contracts::store::testing::drop_role(&url, &role)

@@ -40,10 +40,11 @@ CREATE TABLE api_key_usage (
 );
 
 -- Admits one request with the key whose SHA-256 is p_sha256: verdict is admitted (a lease taken
--- when the key has max_streams: leased), unknown, revoked, expired, rpm (retry_after_s says when
--- a token is back) or streams.
+-- when the key has max_streams: leased; key_expires_at: when the key expires), unknown, revoked,
+-- expired, rpm (retry_after_s says when a token is back) or streams.
 CREATE FUNCTION sn1_admit_key(p_sha256 text, p_request uuid, p_lease_s double precision)
-RETURNS TABLE (admitted_key text, verdict text, retry_after_s double precision, leased boolean)
+RETURNS TABLE (admitted_key text, verdict text, retry_after_s double precision, leased boolean,
+               key_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
@@ -59,15 +60,15 @@ BEGIN
     PERFORM set_config('lock_timeout', '250ms', true);
     SELECT * INTO k FROM api_keys AS a WHERE a.key_sha256 = p_sha256 FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT NULL::text, 'unknown'::text, NULL::double precision, false;
+        RETURN QUERY SELECT NULL::text, 'unknown'::text, NULL::double precision, false, NULL::timestamptz;
         RETURN;
     END IF;
     IF k.revoked_at IS NOT NULL THEN
-        RETURN QUERY SELECT k.id, 'revoked'::text, NULL::double precision, false;
+        RETURN QUERY SELECT k.id, 'revoked'::text, NULL::double precision, false, NULL::timestamptz;
         RETURN;
     END IF;
     IF k.expires_at IS NOT NULL AND k.expires_at <= now() THEN
-        RETURN QUERY SELECT k.id, 'expired'::text, NULL::double precision, false;
+        RETURN QUERY SELECT k.id, 'expired'::text, NULL::double precision, false, NULL::timestamptz;
         RETURN;
     END IF;
     IF k.max_streams IS NOT NULL THEN
@@ -77,7 +78,7 @@ BEGIN
             INSERT INTO api_key_usage AS u (key_id, minute, rejected)
             VALUES (k.id, date_trunc('minute', now()), 1)
             ON CONFLICT (key_id, minute) DO UPDATE SET rejected = u.rejected + 1;
-            RETURN QUERY SELECT k.id, 'streams'::text, 1.0::double precision, false;
+            RETURN QUERY SELECT k.id, 'streams'::text, 1.0::double precision, false, NULL::timestamptz;
             RETURN;
         END IF;
     END IF;
@@ -88,7 +89,7 @@ BEGIN
             INSERT INTO api_key_usage AS u (key_id, minute, rejected)
             VALUES (k.id, date_trunc('minute', now()), 1)
             ON CONFLICT (key_id, minute) DO UPDATE SET rejected = u.rejected + 1;
-            RETURN QUERY SELECT k.id, 'rpm'::text, (1 - bucket) * 60.0 / k.rpm, false;
+            RETURN QUERY SELECT k.id, 'rpm'::text, (1 - bucket) * 60.0 / k.rpm, false, NULL::timestamptz;
             RETURN;
         END IF;
         UPDATE api_keys AS a SET tokens = bucket - 1, refilled_at = now() WHERE a.id = k.id;
@@ -98,6 +99,7 @@ BEGIN
         VALUES (p_request, k.id, now() + make_interval(secs => p_lease_s))
         ON CONFLICT (request_id) DO NOTHING;
     END IF;
-    RETURN QUERY SELECT k.id, 'admitted'::text, NULL::double precision, k.max_streams IS NOT NULL;
+    RETURN QUERY SELECT k.id, 'admitted'::text, NULL::double precision, k.max_streams IS NOT NULL,
+                        k.expires_at;
 END
 $$;

@@ -174,6 +174,9 @@ pub struct ConnectionArgs {
     /// first byte of its next request); a slower client is disconnected.
     #[arg(long = "header-read-timeout", env = "HEADER_READ_TIMEOUT", default_value_t = DurationArg(ConnectionLimits::default().header_read_timeout))]
     pub header_read_timeout: DurationArg,
+    /// A request body must have arrived this long after its head; a slower one gets 408.
+    #[arg(long = "body-read-timeout", env = "BODY_READ_TIMEOUT", default_value_t = DurationArg(ConnectionLimits::default().body_read_timeout))]
+    pub body_read_timeout: DurationArg,
     /// A keep-alive connection with no request for this long is closed (keep it above the
     /// load balancer's idle timeout).
     #[arg(long = "idle-timeout", env = "IDLE_TIMEOUT", default_value_t = DurationArg(ConnectionLimits::default().idle_timeout))]
@@ -191,6 +194,9 @@ impl ConnectionArgs {
         if self.header_read_timeout.0.is_zero() {
             out.push("HEADER_READ_TIMEOUT must be longer than 0".into());
         }
+        if self.body_read_timeout.0.is_zero() {
+            out.push("BODY_READ_TIMEOUT must be longer than 0".into());
+        }
         if self.idle_timeout.0.is_zero() {
             out.push("IDLE_TIMEOUT must be longer than 0".into());
         }
@@ -204,6 +210,7 @@ impl ConnectionArgs {
     pub fn limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: self.header_read_timeout.0,
+            body_read_timeout: self.body_read_timeout.0,
             idle_timeout: self.idle_timeout.0,
             max_connections: self.max_connections,
         }

@@ -510,56 +510,113 @@ pub async fn migrated_database(tag: &str) -> String {
     url
 }
 
-/// A TCP proxy the test owns, to cut a process off from a server (never stop the shared one).
+/// A TCP proxy the test owns, to cut a process off from a server (never stop the shared one)
+/// in one of three ways: connections reset ([`TcpProxy::cut`]), refused
+/// ([`TcpProxy::refuse`]: nothing listens on its port) or never answered ([`TcpProxy::hang`]).
 pub struct TcpProxy {
     pub addr: std::net::SocketAddr,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    target: String,
+    /// 0: forward, 1: reset, 2: accept and say nothing.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    listening: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl TcpProxy {
     /// Forwards 127.0.0.1:<random> to `target`.
     pub async fn start(target: &str) -> TcpProxy {
-        use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("proxy bind");
-        let addr = listener.local_addr().expect("proxy addr");
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, conns2, target) = (up.clone(), conns.clone(), target.to_string());
-        tokio::spawn(async move {
+        let proxy = TcpProxy {
+            addr: listener.local_addr().expect("proxy addr"),
+            target: target.to_string(),
+            mode: std::sync::Arc::default(),
+            conns: std::sync::Arc::default(),
+            listening: std::sync::Mutex::new(None),
+        };
+        proxy.listen(listener);
+        proxy
+    }
+
+    fn listen(&self, listener: tokio::net::TcpListener) {
+        use std::sync::atomic::Ordering;
+        let (mode, conns, target) = (self.mode.clone(), self.conns.clone(), self.target.clone());
+        let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     return;
                 };
-                if !up2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let target = target.clone();
+                let (mode, target) = (mode.load(Ordering::SeqCst), target.clone());
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    match mode {
+                        0 => {
+                            if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                            }
+                        }
+                        1 => drop(inbound),
+                        _ => std::future::pending::<()>().await,
                     }
                 });
-                conns2.lock().unwrap().push(task.abort_handle());
+                conns.lock().unwrap().push(task.abort_handle());
             }
         });
-        TcpProxy { addr, up, conns }
+        *self.listening.lock().unwrap() = Some(task.abort_handle());
     }
 
-    /// Drops every open connection and refuses new ones.
-    pub fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
         for c in self.conns.lock().unwrap().drain(..) {
             c.abort();
         }
     }
 
-    /// Accepts connections again.
-    pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    /// Drops every open connection and resets new ones.
+    pub fn cut(&self) {
+        self.set(1);
+    }
+
+    /// Drops every open connection and stops listening: new ones are refused.
+    pub async fn refuse(&self) {
+        self.set(1);
+        if let Some(task) = self.listening.lock().unwrap().take() {
+            task.abort();
+        }
+        // The listener closes when the aborted task is dropped.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the proxy on {} still accepts connections", self.addr);
+    }
+
+    /// Drops every open connection; new ones are accepted and never answered.
+    pub async fn hang(&self) {
+        self.set(2);
+        self.relisten().await;
+    }
+
+    /// Forwards again (listening again if it was refusing).
+    pub async fn restore(&self) {
+        self.set(0);
+        self.relisten().await;
+    }
+
+    async fn relisten(&self) {
+        if self.listening.lock().unwrap().is_some() {
+            return;
+        }
+        // The port was closed by `refuse`: the same one again (tokio sets SO_REUSEADDR).
+        for _ in 0..50 {
+            if let Ok(listener) = tokio::net::TcpListener::bind(self.addr).await {
+                return self.listen(listener);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the proxy could not listen on {} again", self.addr);
     }
 }
 

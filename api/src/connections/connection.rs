@@ -91,6 +91,7 @@ mod tests {
     fn limits() -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1,
         }

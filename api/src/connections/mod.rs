@@ -46,6 +46,9 @@ pub struct ConnectionLimits {
     /// A request head must be complete this long after the connection opened or after the
     /// first byte of the next request.
     pub header_read_timeout: Duration,
+    /// A request body must have arrived this long after its head was read (then 408): a body
+    /// that trickles must not hold a slot, or a managed key's stream lease, for ever.
+    pub body_read_timeout: Duration,
     /// A keep-alive connection without a request for this long is closed.
     pub idle_timeout: Duration,
     /// Connections served at once; more are refused (see the module docs).
@@ -57,6 +60,8 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             // Generous for any real client on a slow link, short for a slow-header attack.
             header_read_timeout: Duration::from_secs(10),
+            // A 1 MiB body (the default cap) at ~35 KB/s.
+            body_read_timeout: Duration::from_secs(30),
             // Longer than the 60 s idle timeout of common load balancers (AWS ALB, nginx
             // upstream keep-alive), so the balancer closes an idle pooled connection first: an
             // api closing first races the balancer's next request on it (a 502 for a client).

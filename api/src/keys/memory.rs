@@ -3,24 +3,29 @@
 //! store.
 
 use super::{REMEMBER_FOR, USAGE_EVERY};
+use chrono::{DateTime, Utc};
 use sn1_contracts::store::Store;
 use sn1_contracts::store::keys::KeyUsage;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+/// A key admitted recently: its id, when, and when it expires.
+type Seen = (String, Instant, Option<DateTime<Utc>>);
 
 /// Managed keys this replica admitted recently (by hash), for when the store is unreachable.
 #[derive(Debug, Default)]
 pub struct RecentKeys {
-    seen: Mutex<HashMap<String, (String, Instant)>>,
+    seen: Mutex<HashMap<String, Seen>>,
 }
 
 impl RecentKeys {
-    pub(super) fn remember(&self, sha: &str, key_id: &str) {
+    pub(super) fn remember(&self, sha: &str, key_id: &str, expires_at: Option<DateTime<Utc>>) {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(sha.to_string(), (key_id.to_string(), Instant::now()));
+            let entry = (key_id.to_string(), Instant::now(), expires_at);
+            seen.insert(sha.to_string(), entry);
         }
     }
 
@@ -30,10 +35,13 @@ impl RecentKeys {
         }
     }
 
+    /// The id of key `sha` if it was admitted within [`REMEMBER_FOR`] and has not expired
+    /// since (an expiry is known without the store; a revocation is not).
     pub(super) fn recall(&self, sha: &str) -> Option<String> {
         let seen = self.seen.lock().ok()?;
-        let (id, at) = seen.get(sha)?;
-        (at.elapsed() < REMEMBER_FOR).then(|| id.clone())
+        let (id, at, expires_at) = seen.get(sha)?;
+        let live = expires_at.is_none_or(|t| t > Utc::now());
+        (at.elapsed() < REMEMBER_FOR && live).then(|| id.clone())
     }
 }
 
@@ -45,14 +53,14 @@ impl RecentKeys {
 #[derive(Debug)]
 pub struct PendingAdmissions {
     per_key: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
 }
 
 impl Default for PendingAdmissions {
     fn default() -> Self {
         PendingAdmissions {
             per_key: Mutex::default(),
-            in_flight: Semaphore::new(Self::IN_FLIGHT),
+            in_flight: Arc::new(Semaphore::new(Self::IN_FLIGHT)),
         }
     }
 }
@@ -88,11 +96,15 @@ pub(super) struct Waiting<'a> {
     turn: Arc<Semaphore>,
 }
 
+/// This key's turn and a place at the store: held until the store has answered (even after
+/// its client stopped waiting: the key's row would be locked anyway).
+pub(super) type Turn = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
 impl Waiting<'_> {
-    /// Waits for this key's turn and a free place at the store; hold the result while asking.
-    pub(super) async fn turn(&self) -> Option<(SemaphorePermit<'_>, SemaphorePermit<'_>)> {
-        let mine = self.turn.acquire().await.ok()?;
-        let store = self.queue.in_flight.acquire().await.ok()?;
+    /// Waits for this key's turn and a free place at the store.
+    pub(super) async fn turn(&self) -> Option<Turn> {
+        let mine = self.turn.clone().acquire_owned().await.ok()?;
+        let store = self.queue.in_flight.clone().acquire_owned().await.ok()?;
         Some((mine, store))
     }
 }
@@ -164,9 +176,18 @@ mod tests {
     fn a_recent_key_is_recalled_and_a_forgotten_one_is_not() {
         let recent = RecentKeys::default();
         assert_eq!(recent.recall("h"), None);
-        recent.remember("h", "key-1");
+        recent.remember("h", "key-1", None);
         assert_eq!(recent.recall("h").as_deref(), Some("key-1"));
         recent.forget("h");
+        assert_eq!(recent.recall("h"), None);
+        // An expiry passed since the admission is known without the store.
+        recent.remember(
+            "h",
+            "key-1",
+            Some(Utc::now() + chrono::Duration::milliseconds(50)),
+        );
+        assert_eq!(recent.recall("h").as_deref(), Some("key-1"));
+        std::thread::sleep(std::time::Duration::from_millis(60));
         assert_eq!(recent.recall("h"), None);
     }
 

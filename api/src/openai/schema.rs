@@ -199,6 +199,11 @@ const COMPLETION_ERRORS: &[(&str, &str, bool)] = &[
     ),
     ("401", "Missing or wrong API key (`invalid_api_key`)", false),
     ("404", "Unknown model (`model_not_found`)", false),
+    (
+        "408",
+        "The body did not arrive within BODY_READ_TIMEOUT",
+        false,
+    ),
     ("413", "Body larger than the configured cap", false),
     ("415", "Content-Type is not application/json", false),
     (
@@ -325,7 +330,7 @@ mod tests {
         assert_eq!(schemas["Sn1Options"]["properties"]["k"]["maximum"], 9);
         let completions = &doc["paths"]["/v1/chat/completions"]["post"]["responses"];
         for status in [
-            "200", "400", "401", "404", "413", "415", "422", "502", "503", "504",
+            "200", "400", "401", "404", "408", "413", "415", "422", "502", "503", "504",
         ] {
             assert!(completions[status].is_object(), "{status}: {completions}");
         }

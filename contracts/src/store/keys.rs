@@ -93,6 +93,8 @@ pub enum Admission {
         /// Whether a lease was taken under the request's id (the key has `max_streams`): give
         /// it back with [`Store::release_lease`].
         leased: bool,
+        /// When the key expires (`None`: never).
+        expires_at: Option<DateTime<Utc>>,
     },
     /// No key has this hash.
     Unknown,
@@ -161,6 +163,7 @@ pub(crate) fn verdict(
     verdict: &str,
     retry_after_s: Option<f64>,
     leased: bool,
+    expires_at: Option<DateTime<Utc>>,
 ) -> Result<Admission, StoreError> {
     let key = |k: Option<String>| {
         k.ok_or_else(|| StoreError::Invalid(format!("{verdict} without a key id")))
@@ -170,6 +173,7 @@ pub(crate) fn verdict(
         "admitted" => Admission::Admitted {
             key_id: key(key_id)?,
             leased,
+            expires_at,
         },
         "revoked" => Admission::Revoked {
             key_id: key(key_id)?,

@@ -157,6 +157,16 @@ impl Store {
         sqlite::open(path).await.map(Store::Sqlite)
     }
 
+    /// Whether the database can be reached at all: a new connection opens within `within`
+    /// (Postgres; a server that says it has too many connections counts as reachable, only
+    /// busy). Always true for SQLite, a file.
+    pub async fn reachable(&self, within: Duration) -> bool {
+        match self {
+            Store::Postgres(pool) => postgres::reachable(pool, within).await,
+            Store::Sqlite(_) => true,
+        }
+    }
+
     /// Applies every pending migration (what `sn1-gateway migrate` does for Postgres); returns
     /// how many migrations this binary knows.
     pub async fn migrate(&self) -> Result<usize, StoreError> {

@@ -112,14 +112,21 @@ pub(crate) async fn admit(
     request_id: uuid::Uuid,
     lease: Duration,
 ) -> Result<Admission, StoreError> {
-    let (key_id, verdict, retry_after, leased): (Option<String>, String, Option<f64>, bool) =
+    type Verdict = (
+        Option<String>,
+        String,
+        Option<f64>,
+        bool,
+        Option<DateTime<Utc>>,
+    );
+    let (key_id, verdict, retry_after, leased, expires_at): Verdict =
         sqlx::query_as("SELECT * FROM sn1_admit_key($1, $2, $3)")
             .bind(sha256)
             .bind(request_id)
             .bind(lease.as_secs_f64())
             .fetch_one(pool)
             .await?;
-    super::super::keys::verdict(key_id, &verdict, retry_after, leased)
+    super::super::keys::verdict(key_id, &verdict, retry_after, leased, expires_at)
 }
 
 pub(crate) async fn release(pool: &PgPool, request_id: uuid::Uuid) -> Result<(), StoreError> {
@@ -147,6 +154,7 @@ pub(crate) async fn add_usage(
          FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
               AS x(id, requests, streams, tokens)
          WHERE EXISTS (SELECT 1 FROM api_keys k WHERE k.id = x.id)
+         ORDER BY x.id -- every replica locks the rows in one order: no deadlock between flushes
          ON CONFLICT (key_id, minute) DO UPDATE SET
              requests = u.requests + excluded.requests,
              streams = u.streams + excluded.streams,

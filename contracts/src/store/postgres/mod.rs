@@ -27,6 +27,22 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, S
         .map_err(|e| StoreError::Connect(e.to_string()))
 }
 
+/// Whether a new connection (not one of `pool`'s, which may all be busy) opens within
+/// `within`: a server that refuses, resets, does not answer or does not accept logins yet is
+/// unreachable; one that has too many connections (SQLSTATE 53300) is up, only busy.
+pub(super) async fn reachable(pool: &PgPool, within: Duration) -> bool {
+    use sqlx::Connection;
+    let options = pool.connect_options();
+    match tokio::time::timeout(within, sqlx::PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            true
+        }
+        Ok(Err(sqlx::Error::Database(e))) => e.code().as_deref() == Some("53300"),
+        Ok(Err(_)) | Err(_) => false,
+    }
+}
+
 pub(super) async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
     MIGRATOR
         .run(pool)

@@ -165,7 +165,8 @@ pub(crate) async fn admit(
     if revoked_at.is_some() {
         return Ok(Admission::Revoked { key_id });
     }
-    if parse_opt(expires_at)?.is_some_and(|t| t <= now) {
+    let expires_at = parse_opt(expires_at)?;
+    if expires_at.is_some_and(|t| t <= now) {
         return Ok(Admission::Expired { key_id });
     }
     if let Some(max) = max_streams {
@@ -218,7 +219,11 @@ pub(crate) async fn admit(
         .await?;
     }
     tx.commit().await?;
-    Ok(Admission::Admitted { key_id, leased })
+    Ok(Admission::Admitted {
+        key_id,
+        leased,
+        expires_at,
+    })
 }
 
 async fn reject(
