@@ -386,8 +386,9 @@ async fn keys_and_limits_hold_across_two_replicas() {
             let (status, _, body) = send(&format!("{}/echo", apis[1]), &one_key, &echo()).await;
             assert_eq!(status, 200, "{outage}, round {round}: {body}");
             let waited = asked.elapsed();
+            // At most the admission timeout (1 s) and a probe's (1 s), on a loaded machine.
             assert!(
-                waited < Duration::from_secs(3),
+                waited < Duration::from_secs(4),
                 "{outage}: waited {waited:?}"
             );
         }

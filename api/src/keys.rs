@@ -9,8 +9,8 @@
 //! once a second ([`UsageTally`]), so a busy key's requests do not queue on its usage row. Revocation and limit changes are read by that same call, so they hold
 //! on every replica from the next request on.
 //!
-//! **When the store cannot be reached** (connection refused, reset or closed, or — when an
-//! admission gets no verdict — a probe cannot open a new connection: [`StoreReach`]) the api
+//! **When the store cannot be reached** (an admission got an error or no verdict, and a probe
+//! cannot open a new connection either: [`StoreReach`]) the api
 //! fails open for keys it admitted in the last [`REMEMBER_FOR`] and that have not expired since
 //! — served without limits, their usage still tallied, counted in
 //! `sn1_api_key_admissions_total{verdict="store_unavailable"}` — and closed (503,
@@ -31,12 +31,14 @@ use crate::AppState;
 use crate::auth::presented_key;
 use crate::error::ApiError;
 use crate::openai::response::estimate_tokens;
+use admission::InFlight;
 use axum::http::HeaderMap;
 use sn1_contracts::store::keys::{Admission, KEY_PREFIX, KeyUsage, key_sha256};
 use sn1_contracts::store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod admission;
 mod memory;
 mod reach;
 pub use memory::{PendingAdmissions, RecentKeys, UsageTally};
@@ -170,8 +172,9 @@ async fn admit_managed(
         _ => return Err(ApiError::Unauthorized),
     };
     let sha = key_sha256(key);
+    let reach = &state.key_store;
     // During an outage a probe (shared, reused for a second) answers faster than the store.
-    if state.key_store.was_down() && !state.key_store.reachable(store).await {
+    if reach.was_down() && !reach.reachable(store).await {
         return fail_open(state, store, &sha, request_id);
     }
     // A flood of one key (or of made-up keys) waits here, not on the store's connections.
@@ -180,32 +183,21 @@ async fn admit_managed(
         return Err(too_many_at_once());
     };
     let Ok(Some(turn)) = tokio::time::timeout(ADMIT_TIMEOUT, waiting.turn()).await else {
-        // This key's earlier admissions hold the store this long: its own load, unless the
-        // store went down meanwhile.
-        if state.key_store.was_down() {
+        // This key's earlier admissions still hold the store: its own load — unless the store
+        // cannot be reached (an admission stuck on a dead connection holds the turn too).
+        if !reach.reachable(store).await {
             return fail_open(state, store, &sha, request_id);
         }
         count("too_many_waiting");
         return Err(too_many_at_once());
     };
-    // Not cancelled when its client stops waiting: an admission sent to the store may still
-    // take a token and a lease, and the lease must be given back only after that.
-    let mut call = tokio::spawn({
-        let (store, sha, lease) = (store.clone(), sha.clone(), lease_length(state));
-        async move {
-            let _turn = turn;
-            store.admit_key(&sha, request_id, lease).await
-        }
-    });
-    let admission = match tokio::time::timeout(ADMIT_TIMEOUT, &mut call).await {
-        Ok(Ok(Ok(admission))) => admission,
-        Ok(Ok(Err(e))) => return unavailable(state, store, &sha, request_id, &e).await,
-        Ok(Err(_)) => {
-            let failed = StoreError::Query("the admission task failed".into());
-            return unavailable(state, store, &sha, request_id, &failed).await;
-        }
-        Err(_) => {
-            tokio::spawn(give_back_late(call, store.clone(), request_id));
+    let recent = state.recent_keys.clone();
+    let lease = lease_length(state);
+    let mut call = InFlight::start(store, recent, &sha, request_id, lease, (waiting, turn));
+    let admission = match call.answer(ADMIT_TIMEOUT).await {
+        Some(Ok(admission)) => admission,
+        Some(Err(e)) => return unavailable(state, store, &sha, request_id, &e).await,
+        None => {
             let late = StoreError::Busy(format!("no verdict within {ADMIT_TIMEOUT:?}"));
             return unavailable(state, store, &sha, request_id, &late).await;
         }
@@ -250,24 +242,10 @@ fn too_many_at_once() -> ApiError {
     }
 }
 
-/// Waits for an admission its client gave up on and gives back the lease it took, if any.
-async fn give_back_late(
-    call: tokio::task::JoinHandle<Result<Admission, StoreError>>,
-    store: Store,
-    request_id: uuid::Uuid,
-) {
-    if let Ok(Ok(Admission::Admitted { leased: true, .. })) = call.await
-        && let Err(e) = store.release_lease(request_id).await
-    {
-        tracing::warn!(error = %e, "key lease not given back (it expires by itself)");
-    }
-}
-
-/// The store gave no verdict. Unreachable (refused, reset, or a probe cannot open a connection):
-/// a key admitted recently gets in, without limits (fail open). Busy (no free connection, a
-/// lock wait, no answer in time, while a probe connects) — which a flood can cause — or any
-/// other error: 503 for every managed key (fail closed), so overloading the store never turns
-/// limits off.
+/// The store gave no verdict. Unreachable (a probe cannot open a connection): a key admitted
+/// recently gets in, without limits (fail open). Busy (no free connection, a lock wait, no
+/// answer in time, while a probe connects) — which a flood can cause — or any other error: 503
+/// for every managed key (fail closed), so overloading the store never turns limits off.
 async fn unavailable(
     state: &AppState,
     store: &Store,
@@ -275,12 +253,13 @@ async fn unavailable(
     request_id: uuid::Uuid,
     cause: &StoreError,
 ) -> Result<Caller, ApiError> {
+    // A reset or refused connection, a timeout, a server error: one connection's trouble or the
+    // whole store's? The probe says (a server that is up answers it within milliseconds).
     let reachable = match cause {
-        StoreError::Unreachable(_) | StoreError::Connect(_) => {
-            state.key_store.down();
-            false
-        }
-        StoreError::Busy(_) | StoreError::Query(_) => state.key_store.reachable(store).await,
+        StoreError::Unreachable(_)
+        | StoreError::Connect(_)
+        | StoreError::Busy(_)
+        | StoreError::Query(_) => state.key_store.reachable(store).await,
         _ => true,
     };
     tracing::warn!(cause = %cause, fail_open = !reachable, "no verdict from the key store");

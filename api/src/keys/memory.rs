@@ -72,7 +72,7 @@ impl PendingAdmissions {
     pub const IN_FLIGHT: usize = 12;
 
     /// A place in key `sha`'s queue, or `None` when it is full.
-    pub(super) fn enter(&self, sha: &str) -> Option<Waiting<'_>> {
+    pub(super) fn enter(self: &Arc<Self>, sha: &str) -> Option<Waiting> {
         let mut per_key = self.per_key.lock().ok()?;
         let (turn, waiting) = per_key
             .entry(sha.to_string())
@@ -82,16 +82,17 @@ impl PendingAdmissions {
         }
         *waiting += 1;
         Some(Waiting {
-            queue: self,
+            queue: self.clone(),
             sha: sha.to_string(),
             turn: turn.clone(),
         })
     }
 }
 
-/// A waiting admission; leaves the queue when dropped.
-pub(super) struct Waiting<'a> {
-    queue: &'a PendingAdmissions,
+/// A waiting admission; leaves the queue when dropped (after the store answered it: it moves
+/// into the admission's task with its turn).
+pub(super) struct Waiting {
+    queue: Arc<PendingAdmissions>,
     sha: String,
     turn: Arc<Semaphore>,
 }
@@ -100,7 +101,7 @@ pub(super) struct Waiting<'a> {
 /// its client stopped waiting: the key's row would be locked anyway).
 pub(super) type Turn = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
-impl Waiting<'_> {
+impl Waiting {
     /// Waits for this key's turn and a free place at the store.
     pub(super) async fn turn(&self) -> Option<Turn> {
         let mine = self.turn.clone().acquire_owned().await.ok()?;
@@ -109,7 +110,7 @@ impl Waiting<'_> {
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
         if let Ok(mut per_key) = self.queue.per_key.lock()
             && let Some((_, n)) = per_key.get_mut(&self.sha)
@@ -193,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_keys_admissions_take_turns_and_its_queue_is_capped() {
-        let queue = PendingAdmissions::default();
+        let queue = Arc::new(PendingAdmissions::default());
         let first = queue.enter("a").expect("a place");
         let second = queue.enter("a").expect("a place");
         let turn = first.turn().await.expect("first turn");

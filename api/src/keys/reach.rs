@@ -1,20 +1,22 @@
 //! Whether the key store can be reached at all, told apart from "busy": an admission that got
-//! no verdict asks, and the answer decides between failing open (unreachable: keys admitted
-//! recently get in) and closed (busy: 503). Probes open a new connection of their own — the
-//! pool's may all be taken, and a pool only says that it timed out, not why — at most one at a
-//! time per replica, each answer reused for [`REUSE`]. While the last probe said unreachable,
-//! admissions probe first instead of waiting on the store, so an outage costs each request at
-//! most one probe, not the admission timeout.
+//! no verdict (or an error) asks, and the answer decides between failing open (unreachable:
+//! keys admitted recently get in) and closed (busy: 503). Probes open a new connection of their
+//! own — the pool's may all be taken, and a pool only says that it timed out, not why — one at
+//! a time per replica (in a task of its own, so a caller that goes away does not cut it short),
+//! each answer reused for [`REUSE`]. While the last probe said unreachable, admissions probe
+//! first instead of waiting on the store, so an outage costs a request at most one probe, not
+//! the admission timeout.
 
 use sn1_contracts::store::Store;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a probe's answer is reused.
 pub const REUSE: Duration = Duration::from_secs(1);
 
-/// The longest a probe waits for a new connection.
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The longest a probe waits for a new connection: a server that takes longer to let a client
+/// in is not serving (a new backend normally starts in milliseconds).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The last probe's answer, and one probe at a time.
 #[derive(Debug, Default)]
@@ -32,14 +34,9 @@ impl StoreReach {
             .unwrap_or(false)
     }
 
-    /// Records that the store was just found unreachable (a connection refused or reset).
-    pub fn down(&self) {
-        self.set(false);
-    }
-
     /// Whether `store` can be reached: the last probe's answer while under [`REUSE`] old,
     /// else a new probe (concurrent callers share it).
-    pub async fn reachable(&self, store: &Store) -> bool {
+    pub async fn reachable(self: &Arc<Self>, store: &Store) -> bool {
         if let Some(up) = self.recent() {
             return up;
         }
@@ -47,9 +44,13 @@ impl StoreReach {
         if let Some(up) = self.recent() {
             return up;
         }
-        let up = store.reachable(PROBE_TIMEOUT).await;
-        self.set(up);
-        up
+        let (me, store) = (self.clone(), store.clone());
+        let probe = tokio::spawn(async move {
+            let up = store.reachable(PROBE_TIMEOUT).await;
+            me.set(up);
+            up
+        });
+        probe.await.unwrap_or(false)
     }
 
     fn recent(&self) -> Option<bool> {
@@ -76,9 +77,9 @@ mod tests {
         let store = Store::sqlite(&dir.path().join("s.sqlite3"))
             .await
             .expect("sqlite");
-        let reach = StoreReach::default();
+        let reach = Arc::new(StoreReach::default());
         assert!(!reach.was_down());
-        reach.down();
+        reach.set(false);
         assert!(reach.was_down());
         // Reused: the store (SQLite, always reachable) is not asked yet.
         assert!(!reach.reachable(&store).await);
