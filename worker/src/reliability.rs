@@ -2,8 +2,10 @@
 //! mode ([`crate::selection::rank`]).
 //!
 //! Every miner reply ends in a [`Verdict`] (usable, short, unusable, stalled, failed, or unknown
-//! when it was dropped before it could be judged; [`verdicts`] judges a whole fan-out). A [`Scoreboard`] keeps, per miner key (hotkey
-//! *and* axon, so a miner that changes either starts fresh), exponentially decayed tallies
+//! when it was dropped before it could be judged; [`verdicts`] judges a whole fan-out). A
+//! [`Scoreboard`] keeps, per miner key (hotkey *and* axon, so a miner that changes either starts
+//! fresh — unless its hotkey scored worse than an unseen miner at its old axon: a bad score
+//! follows the hotkey, so moving to another port sheds nothing), exponentially decayed tallies
 //! (half-life [`Scoreboard::half_life`]): replies judged, usable, stalled, and time to first
 //! byte. Each worker adds its own observations at once; with a store, every worker also
 //! replaces its board every few seconds with the same aggregate of the audit log
@@ -235,8 +237,19 @@ pub struct Scoreboard {
 #[derive(Debug)]
 struct Board {
     tallies: HashMap<MinerKey, Tally>,
+    /// The axons each hotkey has a tally at.
+    axons: HashMap<String, Vec<String>>,
     /// The instant every tally is decayed to.
     at: Instant,
+}
+
+impl Board {
+    fn index(&mut self, key: &MinerKey) {
+        let axons = self.axons.entry(key.hotkey.clone()).or_default();
+        if !axons.contains(&key.axon) {
+            axons.push(key.axon.clone());
+        }
+    }
 }
 
 impl Scoreboard {
@@ -245,6 +258,7 @@ impl Scoreboard {
         Scoreboard {
             inner: Arc::new(Mutex::new(Board {
                 tallies: HashMap::new(),
+                axons: HashMap::new(),
                 at: Instant::now(),
             })),
             half_life,
@@ -281,6 +295,7 @@ impl Scoreboard {
         for (r, verdict) in records.iter().zip(verdicts) {
             let ttfb = r.outcome.as_ref().and_then(|o| o.time_to_first_byte);
             let key = MinerKey::new(&r.target.hotkey, &r.target.ip, r.target.port);
+            board.index(&key);
             board
                 .tallies
                 .entry(key)
@@ -292,13 +307,34 @@ impl Scoreboard {
     /// Replaces every tally with `tallies` (decayed to now), as read from the shared store.
     pub fn replace(&self, tallies: HashMap<MinerKey, Tally>) {
         let mut board = self.board();
+        board.axons.clear();
+        for key in tallies.keys() {
+            board.index(key);
+        }
         board.tallies = tallies;
         board.at = Instant::now();
     }
 
-    /// The tally of `key`, if it was ever seen.
+    /// The tally of `key`, if it was ever seen. A hotkey never seen at this axon gets its worst
+    /// tally at another one when that scores below an unseen miner: a miner cannot shed a bad
+    /// score by moving (a port costs nothing), while one that did well starts fresh.
     pub fn tally(&self, key: &MinerKey) -> Option<Tally> {
-        self.board().tallies.get(key).copied()
+        let board = self.board();
+        if let Some(tally) = board.tallies.get(key) {
+            return Some(*tally);
+        }
+        let unseen = Tally::default().score();
+        let elsewhere = board.axons.get(&key.hotkey)?.iter().filter_map(|axon| {
+            let old = MinerKey {
+                hotkey: key.hotkey.clone(),
+                axon: axon.clone(),
+            };
+            board.tallies.get(&old)
+        });
+        elsewhere
+            .filter(|t| t.score() < unseen)
+            .min_by(|a, b| a.score().total_cmp(&b.score()))
+            .copied()
     }
 
     /// Every tally (for tests and metrics).
@@ -445,6 +481,30 @@ mod tests {
         );
         // Below even a miner never seen (0.4).
         assert!(score(1) < Tally::default().score());
+    }
+
+    #[test]
+    fn a_bad_score_follows_its_hotkey_to_another_axon_and_a_good_one_does_not() {
+        let board = Scoreboard::new(Duration::from_secs(300));
+        let good = "A real answer of a few sentences, long enough to be one and then some more.";
+        for _ in 0..10 {
+            board.observe(&[reply(1, "", 50), reply(2, good, 50)], "q");
+        }
+        let moved = |uid: u16| MinerKey::new(&format!("hk{uid}"), &format!("10.0.0.{uid}"), 9000);
+        let junk = board.tally(&moved(1)).expect("the junk miner's old tally");
+        assert!(junk.score() < Tally::default().score(), "{}", junk.score());
+        assert_eq!(
+            board.tally(&moved(2)),
+            None,
+            "a good miner that moved starts fresh"
+        );
+        assert_eq!(board.tally(&moved(3)), None, "never seen");
+        // The same from the shared store's tallies.
+        let shared = board.snapshot();
+        let other = Scoreboard::new(Duration::from_secs(300));
+        other.replace(shared);
+        assert!(other.tally(&moved(1)).is_some());
+        assert_eq!(other.tally(&moved(2)), None);
     }
 
     #[test]

@@ -396,9 +396,10 @@ mod tests {
         top.sort();
         assert_eq!(top, vec![6, 8]);
         assert!(picks.iter().all(|p| !p.explored));
-        // A miner never seen is: exploration picks it.
+        // A miner never seen (a new hotkey; uid 9's old one answered empty, and a bad score
+        // follows its hotkey to another axon) is: exploration picks it.
         let mut fresh = mg.clone();
-        fresh.neurons[9].axon_port += 1;
+        fresh.neurons[9].hotkey = "hk-fresh".into();
         let (order, picks) = rank(
             eligible(&fresh, &[], &p),
             1,
