@@ -145,12 +145,16 @@ impl NatsBus {
     /// older release) to the configured message bound.
     async fn ensure_stream(&self, queue: &WorkQueue) -> Result<stream::Stream, BusError> {
         let config = queue.stream.clone();
-        let mut stream = self
-            .0
-            .js
-            .get_or_create_stream(config.clone())
-            .await
-            .map_err(unavailable)?;
+        let js = &self.0.js;
+        // Another process may create it between our lookup and our create (NATS 2.9 then says
+        // the subjects overlap): it is there now.
+        let mut stream = match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => stream,
+            Err(e) => js
+                .get_stream(&config.name)
+                .await
+                .map_err(|_| unavailable(e))?,
+        };
         let current = stream
             .info()
             .await
@@ -159,7 +163,7 @@ impl NatsBus {
             .max_messages;
         if current != config.max_messages {
             tracing::info!(stream = %config.name, from = current, to = config.max_messages, "updating the queue bound");
-            self.0.js.update_stream(config).await.map_err(unavailable)?;
+            js.update_stream(config).await.map_err(unavailable)?;
         }
         Ok(stream)
     }
