@@ -82,6 +82,30 @@ pub struct MinerRecord {
     pub continuation: bool,
 }
 
+#[cfg(test)]
+impl MinerRecord {
+    /// A reply of `target` that ended as `kind` with `text`, its first byte after `ttfb_ms`
+    /// (what scoring and selection tests feed the scoreboard).
+    pub(crate) fn ended(target: MinerTarget, kind: OutcomeKind, text: &str, ttfb_ms: u64) -> Self {
+        MinerRecord {
+            target,
+            outcome: Some(Outcome {
+                kind,
+                http_status: Some(200),
+                time_to_first_byte: Some(Duration::from_millis(ttfb_ms)),
+                total_time: Duration::from_millis(ttfb_ms + 10),
+                bytes: text.len(),
+                chunks: 1,
+                text: String::new(),
+            }),
+            rejected: None,
+            selected: false,
+            text: text.into(),
+            continuation: false,
+        }
+    }
+}
+
 /// How the fan-out ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FanoutEnd {

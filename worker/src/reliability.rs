@@ -364,29 +364,13 @@ mod tests {
     }
 
     fn reply(uid: u16, text: &str, ttfb_ms: u64) -> MinerRecord {
-        use sn1_bittensor::dendrite::MinerTarget;
-        use sn1_bittensor::reply::Outcome;
-        MinerRecord {
-            target: MinerTarget {
-                uid,
-                ip: format!("10.0.0.{uid}"),
-                port: 8091,
-                hotkey: format!("hk{uid}"),
-            },
-            outcome: Some(Outcome {
-                kind: OutcomeKind::Ok,
-                http_status: Some(200),
-                time_to_first_byte: Some(Duration::from_millis(ttfb_ms)),
-                total_time: Duration::from_millis(ttfb_ms + 10),
-                bytes: text.len(),
-                chunks: 1,
-                text: String::new(),
-            }),
-            rejected: None,
-            selected: false,
-            text: text.into(),
-            continuation: false,
-        }
+        let target = sn1_bittensor::dendrite::MinerTarget {
+            uid,
+            ip: format!("10.0.0.{uid}"),
+            port: 8091,
+            hotkey: format!("hk{uid}"),
+        };
+        MinerRecord::ended(target, OutcomeKind::Ok, text, ttfb_ms)
     }
 
     const ANSWER: &str = "Rust's ownership rules let the compiler free memory at the end of \

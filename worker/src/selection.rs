@@ -246,6 +246,19 @@ mod tests {
         }
     }
 
+    /// [`rank`] in `reliable` mode over every candidate of `mg` under `p`.
+    fn reliable<'a>(
+        mg: &'a Metagraph,
+        k: usize,
+        p: &SelectionPolicy,
+        board: &Scoreboard,
+        exploration: f64,
+    ) -> (Vec<&'a Neuron>, Vec<Pick>) {
+        let candidates = eligible(mg, &[], p);
+        let mode = SamplingMode::Reliable;
+        rank(candidates, k, mode, p, board, exploration, &mut rand::rng())
+    }
+
     fn uids(ns: &[&Neuron]) -> Vec<u16> {
         ns.iter().map(|n| n.uid).collect()
     }
@@ -304,31 +317,12 @@ mod tests {
     #[test]
     fn reliable_ranks_by_score_and_explores_little_known_miners() {
         use crate::fanout::MinerRecord;
-        use sn1_bittensor::dendrite::MinerTarget;
-        use sn1_bittensor::reply::{Outcome, OutcomeKind};
+        use sn1_bittensor::reply::OutcomeKind;
         let mg = graph();
         let p = SelectionPolicy::default();
         let board = Scoreboard::new(std::time::Duration::from_secs(300));
-        let record = |n: &Neuron, kind: OutcomeKind, text: &str| MinerRecord {
-            target: MinerTarget {
-                uid: n.uid,
-                ip: n.axon_ip.clone(),
-                port: n.axon_port,
-                hotkey: n.hotkey.clone(),
-            },
-            outcome: Some(Outcome {
-                kind,
-                http_status: Some(200),
-                time_to_first_byte: Some(std::time::Duration::from_millis(30)),
-                total_time: std::time::Duration::from_millis(90),
-                bytes: text.len(),
-                chunks: 1,
-                text: String::new(),
-            }),
-            rejected: None,
-            selected: false,
-            text: text.into(),
-            continuation: false,
+        let record = |n: &Neuron, kind: OutcomeKind, text: &str| {
+            MinerRecord::ended(target(n), kind, text, 30)
         };
         for _ in 0..5 {
             let records: Vec<MinerRecord> = mg
@@ -350,16 +344,7 @@ mod tests {
                 .collect();
             board.observe(&records, "q");
         }
-        let mut rng = rand::rng();
-        let (order, picks) = rank(
-            eligible(&mg, &[], &p),
-            2,
-            SamplingMode::Reliable,
-            &p,
-            &board,
-            0.0,
-            &mut rng,
-        );
+        let (order, picks) = reliable(&mg, 2, &p, &board, 0.0);
         let mut top = uids(&order[..2]);
         top.sort();
         assert_eq!(top, vec![6, 8]);
@@ -372,26 +357,10 @@ mod tests {
         // A changed axon starts fresh: uid 6 at another port is unknown.
         let mut moved = mg.clone();
         moved.neurons[6].axon_port += 1;
-        let (order, _) = rank(
-            eligible(&moved, &[], &p),
-            1,
-            SamplingMode::Reliable,
-            &p,
-            &board,
-            0.0,
-            &mut rng,
-        );
+        let (order, _) = reliable(&moved, 1, &p, &board, 0.0);
         assert_eq!(order[0].uid, 8);
         // Exploration always, but no miner is little-known: the ranked ones are kept.
-        let (order, picks) = rank(
-            eligible(&mg, &[], &p),
-            2,
-            SamplingMode::Reliable,
-            &p,
-            &board,
-            1.0,
-            &mut rng,
-        );
+        let (order, picks) = reliable(&mg, 2, &p, &board, 1.0);
         let mut top = uids(&order[..2]);
         top.sort();
         assert_eq!(top, vec![6, 8]);
@@ -400,15 +369,7 @@ mod tests {
         // follows its hotkey to another axon) is: exploration picks it.
         let mut fresh = mg.clone();
         fresh.neurons[9].hotkey = "hk-fresh".into();
-        let (order, picks) = rank(
-            eligible(&fresh, &[], &p),
-            1,
-            SamplingMode::Reliable,
-            &p,
-            &board,
-            1.0,
-            &mut rng,
-        );
+        let (order, picks) = reliable(&fresh, 1, &p, &board, 1.0);
         assert_eq!(order[0].uid, 9);
         assert!(picks[0].explored && picks[0].score.is_none());
     }
@@ -444,15 +405,7 @@ mod tests {
         let p = SelectionPolicy::default();
         let mut rng = rand::rng();
         for _ in 0..50 {
-            let (order, picks) = rank(
-                eligible(&mg, &[], &p),
-                5,
-                SamplingMode::Reliable,
-                &p,
-                &board,
-                1.0,
-                &mut rng,
-            );
+            let (order, picks) = reliable(&mg, 5, &p, &board, 1.0);
             let coldkeys: HashSet<&str> = order[..5].iter().map(|n| n.coldkey.as_str()).collect();
             // Before: every slot explored among the 50 fresh hotkeys, nearly all the whale's.
             assert_eq!(coldkeys.len(), 5, "{:?}", uids(&order[..5]));
@@ -470,30 +423,18 @@ mod tests {
         assert_eq!(whales, 3, "{:?}", uids(&order[..5]));
     }
 
-    fn answer(n: &Neuron, text: &str, ttfb_ms: u64) -> crate::fanout::MinerRecord {
-        use sn1_bittensor::dendrite::MinerTarget;
-        use sn1_bittensor::reply::{Outcome, OutcomeKind};
-        crate::fanout::MinerRecord {
-            target: MinerTarget {
-                uid: n.uid,
-                ip: n.axon_ip.clone(),
-                port: n.axon_port,
-                hotkey: n.hotkey.clone(),
-            },
-            outcome: Some(Outcome {
-                kind: OutcomeKind::Ok,
-                http_status: Some(200),
-                time_to_first_byte: Some(std::time::Duration::from_millis(ttfb_ms)),
-                total_time: std::time::Duration::from_millis(ttfb_ms + 500),
-                bytes: text.len(),
-                chunks: 1,
-                text: String::new(),
-            }),
-            rejected: None,
-            selected: false,
-            text: text.into(),
-            continuation: false,
+    fn target(n: &Neuron) -> sn1_bittensor::dendrite::MinerTarget {
+        sn1_bittensor::dendrite::MinerTarget {
+            uid: n.uid,
+            ip: n.axon_ip.clone(),
+            port: n.axon_port,
+            hotkey: n.hotkey.clone(),
         }
+    }
+
+    fn answer(n: &Neuron, text: &str, ttfb_ms: u64) -> crate::fanout::MinerRecord {
+        let ok = sn1_bittensor::reply::OutcomeKind::Ok;
+        crate::fanout::MinerRecord::ended(target(n), ok, text, ttfb_ms)
     }
 
     /// uids 0..10: one operator ("whale", ten hotkeys on ten IPs); 10..14: four others.
@@ -536,17 +477,8 @@ mod tests {
             board.observe(&records, "q");
         }
         let p = SelectionPolicy::default();
-        let mut rng = rand::rng();
         for _ in 0..20 {
-            let (order, _) = rank(
-                eligible(&mg, &[], &p),
-                3,
-                SamplingMode::Reliable,
-                &p,
-                &board,
-                0.0,
-                &mut rng,
-            );
+            let (order, _) = reliable(&mg, 3, &p, &board, 0.0);
             assert!(order[..3].iter().all(|n| n.uid >= 10), "{:?}", uids(&order));
         }
     }
@@ -570,15 +502,7 @@ mod tests {
         }
         let p = SelectionPolicy::default();
         let mut rng = rand::rng();
-        let (order, picks) = rank(
-            eligible(&mg, &[], &p),
-            3,
-            SamplingMode::Reliable,
-            &p,
-            &board,
-            0.0,
-            &mut rng,
-        );
+        let (order, picks) = reliable(&mg, 3, &p, &board, 0.0);
         let whales: Vec<u16> = order[..3]
             .iter()
             .filter(|n| n.uid < 10)
@@ -621,15 +545,7 @@ mod tests {
             0,
             "uid order before ranking"
         );
-        let (order, _) = rank(
-            eligible(&mg, &[], &strict),
-            3,
-            SamplingMode::Reliable,
-            &strict,
-            &board,
-            0.0,
-            &mut rng,
-        );
+        let (order, _) = reliable(&mg, 3, &strict, &board, 0.0);
         assert_eq!(order.len(), 5);
         assert_eq!(order[0].uid, 7);
         // And for the other modes it applies to their order (here: incentive, uid / 100).
